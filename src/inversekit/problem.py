@@ -1,0 +1,310 @@
+"""Problem descriptions: what is being solved, independent of how.
+
+:class:`LeastSquares` is a forward model plus data plus noise; :class:`Objective` is any
+differentiable scalar loss of the parameters. Both are validated completely when they are
+built, so a bad input fails with a message naming the culprit before any solver runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from inversekit.derivatives import ChunkedJacobian, hessian_vector_product
+from inversekit.errors import InputError, ModelError
+from inversekit.likelihood import GaussianNoise, make_noise
+from inversekit.params import Params
+
+Model = Callable[..., Tensor]
+
+# Rows per chunk are chosen so one chunk's Jacobian (rows x p floats, plus forward-mode
+# intermediates, taken as 8 copies) stays within this many bytes.
+DEFAULT_CHUNK_BYTES = 256 * 2**20
+
+
+def _to_tensor(name: str, value, dtype: torch.dtype, device=None) -> Tensor:
+    if isinstance(value, Tensor):
+        t = value.to(device=device if device is not None else value.device)
+        return t.to(dtype) if t.is_floating_point() or not t.is_complex() else t
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - report what numpy said about the input
+        raise InputError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
+    return torch.as_tensor(arr, dtype=dtype, device=device)
+
+
+def _prepare_input(i: int, value, dtype, device):
+    """Floating inputs become ``dtype`` tensors on the data's device; others pass through."""
+    if isinstance(value, Tensor):
+        value = value.to(device)
+        return value.to(dtype) if value.is_floating_point() else value
+    if isinstance(value, np.ndarray):
+        t = torch.as_tensor(value, device=device)
+        return t.to(dtype) if t.is_floating_point() else t
+    if isinstance(value, list | tuple) and value and all(isinstance(v, float | int) for v in value):
+        return _to_tensor(f"inputs[{i}]", value, dtype, device)
+    return value
+
+
+def call_model(model: Model, p: dict[str, Tensor], inputs: Sequence, what: str) -> Tensor:
+    """Call the user's model, turning any exception into a :class:`ModelError`."""
+    try:
+        out = model(p, *inputs)
+    except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
+        raise ModelError(
+            f"the model raised {type(exc).__name__} when called with {what}: {exc}"
+        ) from exc
+    if not isinstance(out, Tensor):
+        raise ModelError(
+            f"the model must return a torch.Tensor, got {type(out).__name__} when called "
+            f"with {what}"
+        )
+    return out
+
+
+class LeastSquares:
+    """Weighted nonlinear least squares: minimise ``0.5 * chi2`` with ``chi2 = Σ w (f - y)²``.
+
+    Args:
+        model: ``model(p, *inputs) -> Tensor`` with ``p`` a dict of physical parameter
+            tensors; must return a tensor shaped like ``y``.
+        params: the :class:`~inversekit.params.Params` to fit.
+        inputs: extra positional arguments for the model (e.g. ``(x,)``); floating arrays
+            are converted to ``dtype`` tensors on ``y``'s device.
+        y: observations, any shape.
+        sigma, weights, inverse_covariance: at most one noise description (see
+            :mod:`inversekit.likelihood`). With none, weights are one and covariances are
+            scaled by ``chi2/(n - p)``; with one, covariances are absolute.
+        rowwise: whether output row ``i`` depends only on row ``i`` of each array input, so
+            rows can be evaluated in chunks. ``None`` detects it by evaluating the model on
+            a few rows.
+        chunk_rows: rows per chunk when rowwise (default: from a 256 MB budget).
+        dtype: floating dtype of the computation (float64 by default).
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        params: Params,
+        inputs: Sequence = (),
+        y=None,
+        *,
+        sigma=None,
+        weights=None,
+        inverse_covariance=None,
+        rowwise: bool | None = None,
+        chunk_rows: int | None = None,
+        dtype: torch.dtype = torch.float64,
+    ):
+        if not callable(model):
+            raise InputError(f"model must be callable, got {type(model).__name__}")
+        if not isinstance(params, Params):
+            raise InputError(f"params must be an inversekit.Params, got {type(params).__name__}")
+        if y is None:
+            raise InputError("y (the observations) is required")
+        if not isinstance(inputs, tuple | list):
+            inputs = (inputs,)
+        y = _to_tensor("y", y, dtype)
+        if y.numel() == 0:
+            raise InputError("y is empty")
+        bad = ~torch.isfinite(y)
+        if bool(bad.any()):
+            first = tuple(int(i) for i in torch.nonzero(bad)[0])
+            raise InputError(
+                f"y contains {int(bad.sum())} non-finite value(s) (first at index {first}); "
+                "remove them or give them zero weight"
+            )
+        self.model = model
+        self.y = y
+        self.dtype = dtype
+        self.device = y.device
+        self.params = params.to(dtype=dtype, device=y.device)
+        self.inputs = tuple(_prepare_input(i, v, dtype, y.device) for i, v in enumerate(inputs))
+        self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
+        self._check_sizes()
+        self.u0 = self.params.pack()
+        self._check_model()
+        self.rowwise = self._detect_rowwise() if rowwise is None else bool(rowwise)
+        if self.rowwise and not self.noise.diagonal:
+            raise InputError("rowwise=True cannot be used with a full inverse_covariance")
+        self.chunks = self._make_chunks(chunk_rows)
+        self.jacobian = ChunkedJacobian(self)
+
+    # --- validation -----------------------------------------------------------------
+    def _check_sizes(self) -> None:
+        p = self.params.n_free
+        if p == 0:
+            raise InputError("no free parameters: every parameter is fixed")
+        n = self.noise.n_effective(self.y.numel())
+        if p > n:
+            raise InputError(
+                f"more free parameters ({p}) than data points carrying weight ({n}); the "
+                "problem is underdetermined"
+            )
+
+    def _check_model(self) -> None:
+        out = call_model(self.model, self.params.unpack(self.u0), self.inputs,
+                         "the starting parameters")
+        if out.dtype != self.dtype:
+            raise ModelError(
+                f"the model returned dtype {out.dtype}, expected {self.dtype} (the dtype of y); "
+                "create tensors inside the model with the dtype of the parameters"
+            )
+        if out.shape != self.y.shape:
+            raise ModelError(
+                f"the model output has shape {tuple(out.shape)} but y has shape "
+                f"{tuple(self.y.shape)}"
+            )
+        bad = ~torch.isfinite(out)
+        if bool(bad.any()):
+            first = tuple(int(i) for i in torch.nonzero(bad)[0])
+            raise ModelError(
+                f"the model output at the starting parameters has {int(bad.sum())} non-finite "
+                f"value(s) (first at index {first}); choose a start where the model is defined"
+            )
+        self._start_output = out.detach()
+
+    def _detect_rowwise(self) -> bool:
+        n_rows = self.y.shape[0] if self.y.dim() > 0 else 1
+        arrays = [v for v in self.inputs if isinstance(v, Tensor) and v.dim() > 0]
+        if not self.noise.diagonal or n_rows < 4 or not arrays:
+            return False
+        if any(v.shape[0] != n_rows for v in arrays):
+            return False
+        k = min(7, n_rows - 1)
+        try:
+            part = self.model(self.params.unpack(self.u0), *self._slice_inputs(slice(0, k)))
+        except Exception:  # noqa: BLE001 - a model that cannot take a slice is not rowwise
+            return False
+        full = self._start_output[:k]
+        return (
+            isinstance(part, Tensor)
+            and part.shape == full.shape
+            and bool(torch.allclose(part, full, rtol=1e-13, atol=0.0, equal_nan=True))
+        )
+
+    def _make_chunks(self, chunk_rows: int | None) -> list[slice | None]:
+        if not self.rowwise:
+            return [None]
+        n_rows = self.y.shape[0]
+        if chunk_rows is None:
+            per_row = max(1, self.y[0].numel()) * (self.params.n_free + 1) * 8 * 8
+            chunk_rows = max(1024, DEFAULT_CHUNK_BYTES // per_row)
+        if chunk_rows < 1:
+            raise InputError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        return [slice(i, min(i + chunk_rows, n_rows)) for i in range(0, n_rows, chunk_rows)]
+
+    # --- evaluation -----------------------------------------------------------------
+    def _slice_inputs(self, rows: slice | None) -> tuple:
+        if rows is None:
+            return self.inputs
+        return tuple(
+            v[rows] if isinstance(v, Tensor) and v.dim() > 0 else v for v in self.inputs
+        )
+
+    def residual_function(self, rows: slice | None = None) -> Callable[[Tensor], Tensor]:
+        """``u -> whitened residuals`` of the given rows (all rows for ``None``), flat."""
+        inputs = self._slice_inputs(rows)
+        y = self.y if rows is None else self.y[rows]
+        inner = self.y[0].numel() if self.y.dim() > 0 else 1
+        flat = None if rows is None else slice(rows.start * inner, rows.stop * inner)
+
+        def residuals(u: Tensor) -> Tensor:
+            f = self.model(self.params.unpack(u), *inputs)
+            return self.noise.whiten((f - y).reshape(-1), flat)
+
+        return residuals
+
+    def residuals(self, u: Tensor | None = None) -> Tensor:
+        """Whitened residuals ``r`` (flat, length n) at ``u`` (default: the start)."""
+        u = self.u0 if u is None else u
+        return torch.cat([self.residual_function(rows)(u) for rows in self.chunks])
+
+    def cost(self, u: Tensor) -> float:
+        """``0.5 * chi2`` at ``u``; chunked over rows, so it never holds all residuals."""
+        total = 0.0
+        with torch.no_grad():
+            for rows in self.chunks:
+                r = self.residual_function(rows)(u)
+                total += 0.5 * float(torch.dot(r, r))
+        return total
+
+    def chi2(self, u: Tensor) -> float:
+        """``Σ w (f - y)²`` (unit weights when no noise was given)."""
+        return 2.0 * self.cost(u)
+
+    def normal_equations(self, u: Tensor):
+        """``(JᵀWJ, JᵀWr, cost)`` at ``u``; see :class:`~inversekit.derivatives.ChunkedJacobian`."""
+        return self.jacobian.normal_equations(u)
+
+    def log_likelihood(self, u: Tensor) -> float:
+        """Gaussian log-likelihood at ``u``.
+
+        With the noise known: ``-chi2/2 + ½ log det W - n/2 log 2π``. With it unknown the
+        noise variance is profiled out (``s² = chi2/n``): ``-n/2 (log(2π chi2/n) + 1)``.
+        """
+        chi2 = self.chi2(u)
+        n = self.n_data
+        if self.noise.known:
+            return -0.5 * chi2 + self.noise.log_normaliser(self.y.numel())
+        return -0.5 * n * (np.log(2 * np.pi * chi2 / n) + 1.0)
+
+    @property
+    def n_data(self) -> int:
+        """Number of data points that carry weight."""
+        return self.noise.n_effective(self.y.numel())
+
+    def model_output(self, u: Tensor) -> Tensor:
+        """The model evaluated at ``u`` on every input (shaped like ``y``)."""
+        with torch.no_grad():
+            return self.model(self.params.unpack(u), *self.inputs)
+
+
+class Objective:
+    """Any differentiable scalar loss ``loss_fn(p) -> Tensor`` of the parameters.
+
+    Exposes the value, gradient (reverse mode) and Hessian-vector products (forward over
+    reverse) in the unconstrained space of ``params``.
+    """
+
+    def __init__(self, loss_fn: Callable[[dict[str, Tensor]], Tensor], params: Params,
+                 *, dtype: torch.dtype = torch.float64, device=None):
+        if not callable(loss_fn):
+            raise InputError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        if not isinstance(params, Params):
+            raise InputError(f"params must be an inversekit.Params, got {type(params).__name__}")
+        self.loss_fn = loss_fn
+        self.params = params.to(dtype=dtype, device=device)
+        if self.params.n_free == 0:
+            raise InputError("no free parameters: every parameter is fixed")
+        self.u0 = self.params.pack()
+        out = call_model(lambda p: loss_fn(p), self.params.unpack(self.u0), (),
+                         "the starting parameters")
+        if out.numel() != 1:
+            raise ModelError(f"loss_fn must return a scalar, got shape {tuple(out.shape)}")
+        if not bool(torch.isfinite(out).all()):
+            raise ModelError("loss_fn is not finite at the starting parameters")
+
+    def _scalar(self, u: Tensor) -> Tensor:
+        return self.loss_fn(self.params.unpack(u)).reshape(())
+
+    def value(self, u: Tensor) -> float:
+        """The loss at ``u``."""
+        with torch.no_grad():
+            return float(self._scalar(u))
+
+    def gradient(self, u: Tensor) -> tuple[float, Tensor]:
+        """``(loss, d loss / du)`` by reverse mode."""
+        u = u.detach().requires_grad_(True)
+        value = self._scalar(u)
+        (grad,) = torch.autograd.grad(value, u)
+        return float(value), grad
+
+    def hvp(self, u: Tensor, v: Tensor) -> Tensor:
+        """Hessian-vector product ``H(u) v`` of the loss in unconstrained space."""
+        return hessian_vector_product(self._scalar, u, v)

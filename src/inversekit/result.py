@@ -1,0 +1,140 @@
+"""The result of a fit: best parameters, uncertainties, diagnostics and a readable report."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from inversekit.optimize.status import Status
+
+
+@dataclass
+class FitResult:
+    """Everything a user needs after a fit.
+
+    ``params`` holds every parameter (fixed ones included) as physical tensors; ``x`` is the
+    flat vector of free elements in physical space, labelled by ``labels``; ``covariance``,
+    ``correlation`` are over ``x``; ``stderr`` maps each free parameter to a tensor of its
+    shape (NaN where the parameter sits at a bound, inf where it is not identifiable).
+    ``covariance_scaled`` says whether the covariance was scaled by ``reduced_chi2``
+    (noise level not given) or is absolute (noise given). ``condition_number`` is that of
+    ``JᵀWJ`` with every parameter scaled to unit curvature; ``near_null`` lists, for each
+    near-degenerate direction, the parameters that make it up.
+    """
+
+    params: dict[str, Tensor]
+    x: Tensor
+    labels: list[str]
+    covariance: Tensor
+    stderr: dict[str, Tensor]
+    correlation: Tensor
+    cost: float
+    chi2: float
+    reduced_chi2: float
+    ndf: int
+    n_data: int
+    status: Status
+    n_iter: int
+    n_fev: int
+    n_jev: int
+    time: float
+    history: list[float]
+    covariance_scaled: bool
+    condition_number: float
+    near_null: list[list[str]] = field(default_factory=list)
+    at_bounds: list[str] = field(default_factory=list)
+    unidentified: list[str] = field(default_factory=list)
+    log_likelihood: float = math.nan
+    solver: str = ""
+
+    @property
+    def success(self) -> bool:
+        """True when the solver converged (see :class:`~inversekit.Status`)."""
+        return self.status.success
+
+    @property
+    def message(self) -> str:
+        """Human-readable reason the solver stopped."""
+        return self.status.value
+
+    def report(self) -> str:
+        """A readable multi-line summary: fit statistics, parameters, warnings."""
+        return "\n".join(_report_lines(self))
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def save(self, path) -> None:
+        """Write to ``path`` (``.npz``); :func:`inversekit.load` reads it back bit-identically."""
+        from inversekit.io import save_result
+
+        save_result(self, path)
+
+    def __eq__(self, other) -> bool:
+        from inversekit.io import results_identical
+
+        return isinstance(other, FitResult) and results_identical(self, other)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.10g}" if math.isfinite(v) else str(v)
+
+
+def _report_lines(r: FitResult) -> list[str]:
+    mark = "" if r.success else "  <-- NOT CONVERGED"
+    noise = (
+        "covariance scaled by reduced chi2 (no noise level given)"
+        if r.covariance_scaled
+        else "covariance absolute (noise level given)"
+    )
+    lines = [
+        f"[[Fit: {r.solver}]]",
+        f"    status          {r.status.name}: {r.message}{mark}",
+        f"    iterations      {r.n_iter}  (function evals {r.n_fev}, Jacobian evals {r.n_jev})",
+        f"    time            {r.time:.4g} s",
+        f"    data points     {r.n_data}   free parameters {len(r.labels)}   ndf {r.ndf}",
+        f"    chi-square      {_fmt(r.chi2)}",
+        f"    reduced chi2    {_fmt(r.reduced_chi2)}",
+        f"    cost            {_fmt(r.cost)}",
+        f"    {noise}",
+        f"    condition       {r.condition_number:.3g} (of JᵀWJ, parameters scaled to unit curvature)",
+        "[[Parameters]]",
+    ]
+    lines += _parameter_lines(r)
+    lines += _warning_lines(r)
+    return lines
+
+
+def _parameter_lines(r: FitResult, limit: int = 40) -> list[str]:
+    width = max([len(label) for label in r.labels[:limit]] + [4])
+    sd = torch.cat([v.reshape(-1) for v in r.stderr.values()]) if r.stderr else r.x
+    lines = []
+    flagged = set(r.at_bounds) | set(r.unidentified)
+    for i, label in enumerate(r.labels[:limit]):
+        value, err = float(r.x[i]), float(sd[i])
+        rel = f"({abs(err / value) * 100:.3g}%)" if value != 0 and math.isfinite(err) else ""
+        note = ""
+        if label in r.at_bounds:
+            note = "  at bound: stderr unreliable"
+        elif label in r.unidentified:
+            note = "  not identifiable"
+        err_text = _fmt(err) if label not in flagged else str(err)
+        lines.append(f"    {label:<{width}}  {value: .10g} +/- {err_text} {rel}{note}")
+    if len(r.labels) > limit:
+        lines.append(f"    ... {len(r.labels) - limit} more free elements")
+    return lines
+
+
+def _warning_lines(r: FitResult) -> list[str]:
+    lines = []
+    if r.near_null:
+        lines.append("[[Warnings]]")
+        for names in r.near_null[:5]:
+            lines.append(
+                "    near-degenerate combination of: " + ", ".join(names[:8])
+                + (" ..." if len(names) > 8 else "")
+            )
+    return lines
