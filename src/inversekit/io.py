@@ -22,9 +22,24 @@ from inversekit.result import FitResult
 
 _TENSORS = ("x", "covariance", "correlation")
 _SCALARS = (
-    "cost", "chi2", "reduced_chi2", "ndf", "n_data", "n_iter", "n_fev", "n_jev", "time",
-    "history", "covariance_scaled", "condition_number", "near_null", "at_bounds",
-    "unidentified", "log_likelihood", "solver", "labels",
+    "cost",
+    "chi2",
+    "reduced_chi2",
+    "ndf",
+    "n_data",
+    "n_iter",
+    "n_fev",
+    "n_jev",
+    "time",
+    "history",
+    "covariance_scaled",
+    "condition_number",
+    "near_null",
+    "at_bounds",
+    "unidentified",
+    "log_likelihood",
+    "solver",
+    "labels",
 )
 _FORMAT = "inversekit.FitResult"
 
@@ -58,8 +73,10 @@ def load(path) -> FitResult:
             raise InputError(f"{path} is not an inversekit FitResult file")
         tensors = {name: torch.from_numpy(data[name].copy()) for name in _TENSORS}
         groups = {
-            group: {key: torch.from_numpy(data[f"{group}/{key}"].copy())
-                    for key in meta.pop(f"{group}_order")}
+            group: {
+                key: torch.from_numpy(data[f"{group}/{key}"].copy())
+                for key in meta.pop(f"{group}_order")
+            }
             for group in ("params", "stderr")
         }
     status = Status[meta.pop("status")]

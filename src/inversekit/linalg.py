@@ -48,6 +48,11 @@ class InverseCurvature:
     singular: Tensor
 
 
+# Above this many parameters a full eigendecomposition (about 9p³ flops) is replaced by a
+# Cholesky inverse (p³/3 ... p³) and power iterations for the extreme eigenvalues.
+EIGH_MAX_PARAMS = 1000
+
+
 def inverse_curvature(
     A: Tensor | None = None,
     J: Tensor | None = None,
@@ -64,22 +69,59 @@ def inverse_curvature(
         norms = torch.linalg.vector_norm(J, dim=0)
         s = torch.where(norms > 0, 1.0 / norms, torch.ones_like(norms))
         _, sv, Vh = torch.linalg.svd(J * s, full_matrices=False)
-        eig, V = sv**2, Vh.mT
-    else:
-        d = torch.diagonal(A)
-        s = torch.where(d > 0, torch.rsqrt(d), torch.ones_like(d))
-        eig, V = torch.linalg.eigh(A * s[:, None] * s[None, :])
+        return _from_eigen(sv**2, Vh.mT, s, near_null_ratio)
+    d = torch.diagonal(A)
+    s = torch.where(d > 0, torch.rsqrt(d), torch.ones_like(d))
+    scaled = A * s[:, None] * s[None, :]
+    if A.shape[0] > EIGH_MAX_PARAMS:
+        large = _large_inverse(scaled, s, near_null_ratio)
+        if large is not None:
+            return large
+    eig, V = torch.linalg.eigh(scaled)
+    return _from_eigen(eig, V, s, near_null_ratio)
+
+
+def _from_eigen(eig: Tensor, V: Tensor, s: Tensor, near_null_ratio: float) -> InverseCurvature:
     p = eig.numel()
-    top = float(eig.max()) if p else 0.0
-    eps = torch.finfo(eig.dtype).eps
-    keep = eig > p * eps * top
+    top = float(eig.max())
+    keep = eig > p * torch.finfo(eig.dtype).eps * top
     inv_eig = torch.where(keep, 1.0 / torch.where(keep, eig, torch.ones_like(eig)), 0.0)
-    inverse = (V * inv_eig) @ V.mT
-    inverse = inverse * s[:, None] * s[None, :]
-    low = float(eig.min()) if p else 0.0
-    condition = top / low if low > 0 else float("inf")
+    inverse = ((V * inv_eig) @ V.mT) * s[:, None] * s[None, :]
+    low = float(eig.min())
     near = eig < near_null_ratio * top
-    singular = (V[:, ~keep].abs() > 1e-3).any(dim=1) if bool((~keep).any()) else (
-        torch.zeros(p, dtype=torch.bool, device=eig.device)
+    singular = (V[:, ~keep].abs() > 1e-3).any(dim=1)
+    return InverseCurvature(
+        inverse, top / low if low > 0 else float("inf"), V[:, near], eig[near] / top, singular
     )
-    return InverseCurvature(inverse, condition, V[:, near], eig[near] / top, singular)
+
+
+def _large_inverse(
+    M: Tensor, s: Tensor, near_null_ratio: float, n_power: int = 50
+) -> InverseCurvature | None:
+    """Cholesky inverse of the scaled curvature ``M``, extremes by power iteration.
+
+    Returns ``None`` when ``M`` is numerically singular (the caller falls back to the
+    eigendecomposition, which can isolate the singular directions).
+    """
+    p = M.shape[0]
+    L, info = torch.linalg.cholesky_ex(M)
+    if int(info) != 0:
+        return None
+    g = torch.Generator(device="cpu").manual_seed(0)
+    v_top = torch.randn(p, generator=g, dtype=M.dtype).to(M.device)
+    v_low = v_top.clone()
+    for _ in range(n_power):
+        v_top = M @ v_top
+        v_top /= torch.linalg.vector_norm(v_top)
+        v_low = torch.cholesky_solve(v_low[:, None], L)[:, 0]
+        v_low /= torch.linalg.vector_norm(v_low)
+    top, low = float(v_top @ M @ v_top), float(v_low @ M @ v_low)
+    if not low > p * torch.finfo(M.dtype).eps * top:
+        return None
+    inverse = torch.cholesky_inverse(L) * s[:, None] * s[None, :]
+    near = low < near_null_ratio * top
+    directions = v_low[:, None] if near else v_low.new_zeros(p, 0)
+    ratios = M.new_tensor([low / top]) if near else M.new_zeros(0)
+    return InverseCurvature(
+        inverse, top / low, directions, ratios, torch.zeros(p, dtype=torch.bool, device=M.device)
+    )

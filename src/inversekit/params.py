@@ -56,7 +56,9 @@ def _check_bounds(name: str, bounds) -> Bounds:
     if bounds is None:
         return (None, None)
     if not isinstance(bounds, tuple | list) or len(bounds) != 2:
-        raise InputError(f"parameter '{name}': bounds must be a pair (lower, upper), got {bounds!r}")
+        raise InputError(
+            f"parameter '{name}': bounds must be a pair (lower, upper), got {bounds!r}"
+        )
     # an infinite bound is no bound
     lo = None if bounds[0] is None or bounds[0] == -math.inf else bounds[0]
     hi = None if bounds[1] is None or bounds[1] == math.inf else bounds[1]
@@ -93,8 +95,14 @@ class Params(Mapping):
     tensors (or ``dtype``) on ``device``; :meth:`to` moves them to the data's device.
     """
 
-    def __init__(self, items: Mapping[str, Param | float | Tensor] | None = None,
-                 *, dtype: torch.dtype = torch.float64, device=None, **kwargs):
+    def __init__(
+        self,
+        items: Mapping[str, Param | float | Tensor] | None = None,
+        *,
+        dtype: torch.dtype = torch.float64,
+        device=None,
+        **kwargs,
+    ):
         entries = dict(items or {})
         entries.update(kwargs)
         self._params: dict[str, Param] = {}
@@ -161,8 +169,9 @@ class Params(Mapping):
         """Unconstrained flat vector ``u`` of the free elements of ``values`` (default: start)."""
         values = self.values if values is None else values
         parts = [
-            self.bijections[n].inverse(torch.as_tensor(values[n], dtype=self.dtype,
-                                                       device=self.device).reshape(-1))
+            self.bijections[n].inverse(
+                torch.as_tensor(values[n], dtype=self.dtype, device=self.device).reshape(-1)
+            )
             for n in self.free_names
         ]
         if not parts:
@@ -206,9 +215,11 @@ class Params(Mapping):
             if len(shape) == 0:
                 out.append(n)
                 continue
-            for idx in torch.cartesian_prod(*[torch.arange(s) for s in shape]).reshape(
-                -1, len(shape)
-            ).tolist():
+            for idx in (
+                torch.cartesian_prod(*[torch.arange(s) for s in shape])
+                .reshape(-1, len(shape))
+                .tolist()
+            ):
                 out.append(f"{n}[{', '.join(map(str, idx))}]")
         return out
 

@@ -100,7 +100,8 @@ def _report_lines(r: FitResult) -> list[str]:
         f"    reduced chi2    {_fmt(r.reduced_chi2)}",
         f"    cost            {_fmt(r.cost)}",
         f"    {noise}",
-        f"    condition       {r.condition_number:.3g} (of JᵀWJ, parameters scaled to unit curvature)",
+        f"    condition       {r.condition_number:.3g} "
+        "(of JᵀWJ, parameters scaled to unit curvature)",
         "[[Parameters]]",
     ]
     lines += _parameter_lines(r)
@@ -134,7 +135,8 @@ def _warning_lines(r: FitResult) -> list[str]:
         lines.append("[[Warnings]]")
         for names in r.near_null[:5]:
             lines.append(
-                "    near-degenerate combination of: " + ", ".join(names[:8])
+                "    near-degenerate combination of: "
+                + ", ".join(names[:8])
                 + (" ..." if len(names) > 8 else "")
             )
     return lines

@@ -107,9 +107,13 @@ def enso(p, x):
     b = _b(p, 9)
     a0, a1, a2 = 2 * math.pi * x / 12, 2 * math.pi * x / b[3], 2 * math.pi * x / b[6]
     return (
-        b[0] + b[1] * torch.cos(a0) + b[2] * torch.sin(a0)
-        + b[4] * torch.cos(a1) + b[5] * torch.sin(a1)
-        + b[7] * torch.cos(a2) + b[8] * torch.sin(a2)
+        b[0]
+        + b[1] * torch.cos(a0)
+        + b[2] * torch.sin(a0)
+        + b[4] * torch.cos(a1)
+        + b[5] * torch.sin(a1)
+        + b[7] * torch.cos(a2)
+        + b[8] * torch.sin(a2)
     )
 
 
@@ -171,11 +175,25 @@ def roszman1(p, x):
 
 
 CURVES = {
-    "Misra1a": misra1a, "Chwirut1": chwirut, "Chwirut2": chwirut, "DanWood": danwood,
-    "ENSO": enso, "Gauss1": gauss, "Gauss2": gauss, "Gauss3": gauss, "Hahn1": hahn1,
-    "Kirby2": kirby2, "Lanczos1": lanczos, "Lanczos2": lanczos, "Lanczos3": lanczos,
-    "MGH17": mgh17, "Misra1b": misra1b, "Misra1c": misra1c, "Misra1d": misra1d,
-    "Nelson": nelson, "Roszman1": roszman1,
+    "Misra1a": misra1a,
+    "Chwirut1": chwirut,
+    "Chwirut2": chwirut,
+    "DanWood": danwood,
+    "ENSO": enso,
+    "Gauss1": gauss,
+    "Gauss2": gauss,
+    "Gauss3": gauss,
+    "Hahn1": hahn1,
+    "Kirby2": kirby2,
+    "Lanczos1": lanczos,
+    "Lanczos2": lanczos,
+    "Lanczos3": lanczos,
+    "MGH17": mgh17,
+    "Misra1b": misra1b,
+    "Misra1c": misra1c,
+    "Misra1d": misra1d,
+    "Nelson": nelson,
+    "Roszman1": roszman1,
 }
 
 

@@ -46,8 +46,13 @@ def resolve_solver(solver, problem):
     return solver
 
 
-def fit(problem, solver=None, *, callback: Callable[[IterationState], bool | None] | None = None,
-        progress: bool | None = None):
+def fit(
+    problem,
+    solver=None,
+    *,
+    callback: Callable[[IterationState], bool | None] | None = None,
+    progress: bool | None = None,
+):
     """Solve ``problem`` with ``solver`` and return a result object.
 
     Args:

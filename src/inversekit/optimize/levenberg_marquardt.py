@@ -80,7 +80,9 @@ class LevenbergMarquardt:
             if not getattr(self, field) >= 0:
                 raise InputError(f"LM option `{field}` must be >= 0, got {getattr(self, field)}")
         if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
-            raise InputError(f"LM option `max_iter` must be a positive integer, got {self.max_iter}")
+            raise InputError(
+                f"LM option `max_iter` must be a positive integer, got {self.max_iter}"
+            )
         if self.lambda_up <= 1 or self.lambda_down <= 1:
             raise InputError("LM options `lambda_up` and `lambda_down` must be > 1")
         if self.max_time is not None and not self.max_time > 0:
@@ -95,8 +97,15 @@ class LevenbergMarquardt:
         u = problem.u0.clone()
         ne = problem.normal_equations(u)
         D = _initial_scale(ne.A)
-        return LMState(u=u, cost=ne.cost, ne=ne, D=D, lam=self.lambda0, n_fev=1,
-                       reason=None if ne.is_finite() else Status.NONFINITE)
+        return LMState(
+            u=u,
+            cost=ne.cost,
+            ne=ne,
+            D=D,
+            lam=self.lambda0,
+            n_fev=1,
+            reason=None if ne.is_finite() else Status.NONFINITE,
+        )
 
     def step(self, problem, state: LMState) -> LMState:
         lam, n_fev = state.lam, state.n_fev
@@ -133,12 +142,18 @@ class LevenbergMarquardt:
         if state.cost == 0.0:
             return Status.ZERO_RESIDUAL
         if state.floor_steps and (
-            state.floor_steps >= _MAX_FLOOR_STEPS or state.step_norm > 0.9 * state.previous_step_norm
+            state.floor_steps >= _MAX_FLOOR_STEPS
+            or state.step_norm > 0.9 * state.previous_step_norm
         ):
             return Status.PRECISION  # Gauss-Newton steps stopped shrinking: rounding noise
         rel_actual = state.actual / state.cost_before
         rel_pred = state.pred / state.cost_before
-        if self.ftol > 0 and rel_actual <= self.ftol and rel_pred <= self.ftol and rel_actual <= 2 * rel_pred:
+        if (
+            self.ftol > 0
+            and rel_actual <= self.ftol
+            and rel_pred <= self.ftol
+            and rel_actual <= 2 * rel_pred
+        ):
             return Status.FTOL
         size = float(torch.linalg.vector_norm(torch.sqrt(state.D) * state.u))
         if state.step_norm <= self.xtol * (size + self.xtol):
@@ -150,8 +165,9 @@ class LevenbergMarquardt:
     def postprocess(self, problem, state: LMState, run):
         from inversekit.optimize.results import least_squares_result
 
-        return least_squares_result(problem, state.u, run, solver=self.name,
-                                    n_fev=state.n_fev, n_jev=problem.jacobian.n_jev)
+        return least_squares_result(
+            problem, state.u, run, solver=self.name, n_fev=state.n_fev, n_jev=problem.jacobian.n_jev
+        )
 
     # --- maths ----------------------------------------------------------------------
     def _trial(self, problem, state: LMState, lam: float):
@@ -178,10 +194,21 @@ class LevenbergMarquardt:
         step_norm = float(torch.linalg.vector_norm(torch.sqrt(state.D) * delta))
         D = torch.maximum(state.D, torch.diagonal(ne.A))
         lam = max(lam / self.lambda_down, _MIN_DAMPING)
-        return LMState(u=u_new, cost=ne.cost, ne=ne, D=D, lam=lam, n_fev=n_fev,
-                       delta=delta, actual=actual, pred=pred, cost_before=state.cost,
-                       step_norm=step_norm, previous_step_norm=state.step_norm,
-                       floor_steps=state.floor_steps + 1 if floor else 0)
+        return LMState(
+            u=u_new,
+            cost=ne.cost,
+            ne=ne,
+            D=D,
+            lam=lam,
+            n_fev=n_fev,
+            delta=delta,
+            actual=actual,
+            pred=pred,
+            cost_before=state.cost,
+            step_norm=step_norm,
+            previous_step_norm=state.step_norm,
+            floor_steps=state.floor_steps + 1 if floor else 0,
+        )
 
 
 LM = LevenbergMarquardt

@@ -113,8 +113,13 @@ def iterate(
                 break
             status = solver.terminate(problem, state)
             if status is None and callback is not None:
-                info = IterationState(n_iter, state.cost, problem.params.unpack(state.u),
-                                      time.perf_counter() - start, state)
+                info = IterationState(
+                    n_iter,
+                    state.cost,
+                    problem.params.unpack(state.u),
+                    time.perf_counter() - start,
+                    state,
+                )
                 if callback(info):
                     status = Status.CALLBACK
     finally:

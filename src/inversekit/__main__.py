@@ -1,0 +1,5 @@
+import sys
+
+from inversekit.cli import main
+
+sys.exit(main())
