@@ -1,0 +1,80 @@
+"""Results: save/load round trips bit for bit, loading never unpickles, reports read well."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import inversekit as ik
+
+
+@pytest.fixture(scope="module")
+def result():
+    x = torch.linspace(0.0, 1.0, 40, dtype=torch.float64)
+    y = 0.3 + torch.sin(3.0 * x) + 0.01 * torch.cos(40.0 * x)
+    params = ik.Params(
+        a=ik.Param(0.0),
+        w=ik.Param(torch.tensor([2.0, 1.0]), bounds=(0.0, 10.0)),
+        fixed=ik.Param(torch.zeros(2, 2), fixed=True),
+        slope=ik.Param(0.5, bounds=(0.0, None)),
+    )
+
+    def model(p, x):
+        return p["a"] + torch.sin(p["w"][0] * x) * p["w"][1] + p["slope"] * x + p["fixed"].sum()
+
+    return ik.fit(ik.LeastSquares(model, params, inputs=(x,), y=y, sigma=0.01))
+
+
+def test_round_trip_is_bit_identical(result, tmp_path):
+    path = tmp_path / "fit.npz"
+    result.save(path)
+    loaded = ik.load(path)
+    assert loaded == result
+    for name in result.params:
+        assert loaded.params[name].numpy().tobytes() == result.params[name].numpy().tobytes()
+    assert loaded.covariance.numpy().tobytes() == result.covariance.numpy().tobytes()
+    assert loaded.history == result.history and loaded.status is result.status
+    assert loaded.report() == result.report()
+
+
+def test_a_changed_bit_is_noticed(result, tmp_path):
+    path = tmp_path / "fit.npz"
+    result.save(path)
+    loaded = ik.load(path)
+    loaded.x = loaded.x.clone()
+    loaded.x[0] = torch.nextafter(loaded.x[0], torch.tensor(math.inf, dtype=torch.float64))
+    assert loaded != result
+
+
+def test_pinned_parameter_survives_round_trip(result, tmp_path):
+    assert result.at_bounds == ["slope"] and math.isnan(float(result.stderr["slope"]))
+    result.save(tmp_path / "fit.npz")
+    loaded = ik.load(tmp_path / "fit.npz")
+    assert loaded.at_bounds == ["slope"] and math.isnan(float(loaded.stderr["slope"]))
+
+
+def test_loading_never_unpickles(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, meta=np.array([{"format": "inversekit.FitResult"}], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        ik.load(path)
+
+
+def test_loading_a_foreign_file_is_refused(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, data=np.zeros(3))
+    with pytest.raises(ik.InputError, match="not an inversekit result file"):
+        ik.load(path)
+    with pytest.raises(ik.InputError, match="no such result file"):
+        ik.load(tmp_path / "missing.npz")
+
+
+def test_report_lists_every_free_element_and_the_status(result):
+    text = result.report()
+    for label in ("a", "w[0]", "w[1]", "slope"):
+        assert f"    {label} " in text
+    assert result.status.name in text and "covariance absolute (noise level given)" in text
+    assert str(result) == text
