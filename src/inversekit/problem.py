@@ -25,17 +25,14 @@ Model = Callable[..., Tensor]
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 
 
-def _to_tensor(name: str, value, dtype: torch.dtype, device=None) -> Tensor:
+def _to_tensor(name: str, value, dtype: torch.dtype) -> Tensor:
+    """``value`` as a ``dtype`` tensor (kept on its device if it is already a tensor)."""
     if isinstance(value, Tensor):
-        t = value.to(device=device if device is not None else value.device)
-        return t.to(dtype) if t.is_floating_point() or not t.is_complex() else t
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - report what numpy said about the input
-        raise InputError(f"{name} could not be converted to an array: {exc}") from None
+        return value.to(dtype)
+    arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
-    return torch.as_tensor(arr, dtype=dtype, device=device)
+    return torch.as_tensor(arr, dtype=dtype)
 
 
 def _prepare_input(i: int, value, dtype, device):
@@ -47,7 +44,7 @@ def _prepare_input(i: int, value, dtype, device):
         t = torch.as_tensor(value, device=device)
         return t.to(dtype) if t.is_floating_point() else t
     if isinstance(value, list | tuple) and value and all(isinstance(v, float | int) for v in value):
-        return _to_tensor(f"inputs[{i}]", value, dtype, device)
+        return _to_tensor(f"inputs[{i}]", value, dtype).to(device)
     return value
 
 

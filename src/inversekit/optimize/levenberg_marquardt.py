@@ -165,9 +165,7 @@ class LevenbergMarquardt:
     def postprocess(self, problem, state: LMState, run):
         from inversekit.optimize.results import least_squares_result
 
-        return least_squares_result(
-            problem, state.u, run, solver=self.name, n_fev=state.n_fev, n_jev=problem.jacobian.n_jev
-        )
+        return least_squares_result(problem, state.u, run, solver=self.name, n_fev=state.n_fev)
 
     # --- maths ----------------------------------------------------------------------
     def _trial(self, problem, state: LMState, lam: float):

@@ -10,9 +10,7 @@ from inversekit.result import FitResult
 from inversekit.uncertainty import least_squares_uncertainty
 
 
-def least_squares_result(
-    problem, u: Tensor, run, *, solver: str, n_fev: int, n_jev: int
-) -> FitResult:
+def least_squares_result(problem, u: Tensor, run, *, solver: str, n_fev: int) -> FitResult:
     """Statistics, uncertainties and diagnostics of ``problem`` at ``u`` after ``run``."""
     params = problem.params
     cost = problem.cost(u)
