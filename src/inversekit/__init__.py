@@ -10,14 +10,21 @@ solve it with :func:`fit`::
 """
 
 from inversekit import models
+from inversekit.batched_problem import BatchedLeastSquares
+from inversekit.batched_result import BatchedFitResult
 from inversekit.errors import InputError, ModelError
 from inversekit.io import load
 from inversekit.optimize import LM, IterationState, LevenbergMarquardt, Status, fit
+from inversekit.optimize.batched import BatchedLevenbergMarquardt, BatchedLM
 from inversekit.params import Param, Params
 from inversekit.problem import LeastSquares, Objective
 from inversekit.result import FitResult
 
 __all__ = [
+    "BatchedFitResult",
+    "BatchedLM",
+    "BatchedLeastSquares",
+    "BatchedLevenbergMarquardt",
     "LM",
     "FitResult",
     "InputError",

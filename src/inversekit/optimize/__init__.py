@@ -18,6 +18,8 @@ SOLVERS: dict[str, Callable[[], object]] = {
 
 
 def _default_solver(problem):
+    if hasattr(problem, "default_solver"):
+        return problem.default_solver()
     if hasattr(problem, "normal_equations"):
         return LevenbergMarquardt()
     raise InputError(

@@ -1,0 +1,378 @@
+"""Batched least squares: many independent problems of one model, solved as one.
+
+Problem ``b`` of ``B`` minimises ``½ chi2_b = ½ Σ_i w_bi (f(p_b; x_b)_i - y_bi)²`` with the
+*same* model ``f`` and data shape for every ``b``. The user writes ``f`` for one problem;
+``torch.func.vmap`` maps it over the leading batch dimension of the data, the starts and
+any per-problem inputs, so Python runs once per batch iteration, not once per problem.
+
+Each problem has its own Jacobian ``J_b`` (n x p, forward mode: ``vmap(jacfwd)``), its
+own normal equations ``(J_bᵀJ_b, J_bᵀr_b)`` and, in the solver, its own damping, scaling,
+stopping and status. A problem whose data, weights or start are not finite (or whose
+model is not finite at its start) is marked invalid up front with a note saying why;
+the others are solved as usual. Structurally wrong input (shapes) raises
+:class:`~inversekit.InputError` naming the array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import jacfwd, jvp, vmap
+
+from inversekit.errors import InputError, ModelError
+from inversekit.params import Param, Params
+
+Model = Callable[..., Tensor]
+
+# Data points per vectorised pass when chunk_size is not given: one pass's forward-mode
+# intermediates (points x (p + 1) doubles) then stay within the CPU's L2/L3 cache.
+CHUNK_POINTS = 2**16
+
+
+def _to_tensor(name: str, value, dtype: torch.dtype, device=None) -> Tensor:
+    """``value`` as a ``dtype`` tensor on ``device`` (its own device if ``None``)."""
+    if isinstance(value, Tensor):
+        return value.to(dtype=dtype, device=device)
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - report what numpy said about the input
+        raise InputError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
+    return torch.as_tensor(arr, dtype=dtype, device=device)
+
+
+def _prepare_input(value, dtype: torch.dtype, device):
+    """Floating array inputs become ``dtype`` tensors on the data's device; others pass."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        value = torch.as_tensor(value)
+    if isinstance(value, Tensor):
+        value = value.to(device)
+        return value.to(dtype) if value.is_floating_point() else value
+    return value
+
+
+class BatchedLeastSquares:
+    """``B`` independent weighted least-squares problems sharing one model and data shape.
+
+    Args:
+        model: ``model(p, *inputs) -> Tensor`` for ONE problem: ``p`` maps names to that
+            problem's physical parameter tensors; the output is shaped like ``y[b]``. It
+            must be vmap-compatible (no ``.item()``, no Python branching on tensor values).
+        params: :class:`~inversekit.Params`. Each value is either 0-d (the same start, or
+            fixed value, for every problem) or has the batch size ``B`` as its leading
+            dimension (one per problem; a vector parameter of length k is ``(B, k)``).
+            Bounds and ``fixed`` apply to every problem.
+        inputs: extra positional model arguments; shared by all problems unless listed in
+            ``batched_inputs``.
+        y: observations, shape ``(B, *data_shape)``.
+        sigma, weights: at most one; broadcast to ``y``'s shape (e.g. ``(n,)`` shared or
+            ``(B, n)`` per problem). With neither, covariances are scaled by
+            ``chi2_b / (n - p)`` per problem; with one, they are absolute.
+        start: optional per-problem starting values ``{name: (B, ...)}`` that replace the
+            values in ``params``. Unlike ``params`` they may contain non-finite or
+            out-of-bounds rows: those problems are reported as failed, not raised.
+        batched_inputs: indices into ``inputs`` of arrays with a leading ``B`` dimension
+            (one per problem, e.g. per-star pixel coordinates).
+        chunk_size: problems per vectorised pass. Passes over a few tens of thousands of
+            data points stay in cache and are several times faster than one pass over a
+            huge batch; ``None`` picks about ``CHUNK_POINTS`` data points per pass.
+        dtype: floating dtype (float64 by default).
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        params: Params,
+        inputs: Sequence = (),
+        y=None,
+        *,
+        sigma=None,
+        weights=None,
+        start: Mapping[str, Tensor] | None = None,
+        batched_inputs: Sequence[int] = (),
+        chunk_size: int | None = None,
+        dtype: torch.dtype = torch.float64,
+    ):
+        if not callable(model):
+            raise InputError(f"model must be callable, got {type(model).__name__}")
+        if not isinstance(params, Params):
+            raise InputError(f"params must be an inversekit.Params, got {type(params).__name__}")
+        if y is None:
+            raise InputError("y (the observations, shape (B, ...)) is required")
+        y = _to_tensor("y", y, dtype)
+        if y.dim() < 1 or y.shape[0] == 0 or y[0].numel() == 0:
+            raise InputError(
+                f"y must have shape (B, *data_shape) with B >= 1 problems and at least one "
+                f"data point each, got shape {tuple(y.shape)}"
+            )
+        self.model = model
+        self.dtype, self.device = dtype, y.device
+        self.batch_size = B = y.shape[0]
+        per_problem = max(1, y[0].numel())
+        self.chunk_size = chunk_size or max(1, CHUNK_POINTS // per_problem)
+        if self.chunk_size < 1:
+            raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.notes: list[str | None] = [None] * B
+        self._setup_params(params, start)
+        self._setup_data(y, sigma, weights)
+        self._setup_inputs(inputs, batched_inputs)
+        self._check_model()
+
+    # --- validation -----------------------------------------------------------------
+    def _batch_value(self, label: str, value: Tensor, per_problem_shape=None) -> Tensor:
+        """``value`` broadcast to ``(B, *shape)``; 0-d values are shared by every problem."""
+        B = self.batch_size
+        if value.dim() == 0:
+            return value.expand(B).clone()
+        if value.shape[0] != B:
+            raise InputError(
+                f"{label} has shape {tuple(value.shape)}: give a 0-d value shared by all "
+                f"problems or a leading batch dimension of {B} (y.shape[0])"
+            )
+        if per_problem_shape is not None and tuple(value.shape[1:]) != tuple(per_problem_shape):
+            raise InputError(
+                f"{label} has shape {tuple(value.shape)}, expected {(B, *per_problem_shape)}"
+            )
+        return value.clone()
+
+    def _setup_params(self, params: Params, start) -> None:
+        params = params.to(dtype=self.dtype, device=self.device)
+        values = {n: self._batch_value(f"params['{n}']", params.values[n]) for n in params.values}
+        for n, v in dict(start or {}).items():
+            if n not in values:
+                raise InputError(f"start['{n}']: no parameter of that name in params")
+            t = _to_tensor(f"start['{n}']", v, self.dtype, self.device)
+            values[n] = self._batch_value(f"start['{n}']", t, values[n].shape[1:])
+        # One problem's layout: a template whose values are inside the bounds (x(u=0)).
+        template = {}
+        for n, p in params.items():
+            bij = params.bijections[n]
+            mid = bij.forward(torch.zeros(values[n].shape[1:], dtype=self.dtype))
+            template[n] = Param(mid.to(self.device), p.bounds, p.fixed)
+        self.params = Params(template, dtype=self.dtype, device=self.device)
+        if self.params.n_free == 0:
+            raise InputError("no free parameters: every parameter is fixed")
+        self.start_values = values
+        fixed = [n for n in params if params[n].fixed]
+        self.fixed_values = {n: values[n] for n in fixed}
+        self.u0 = self._pack(values)
+        bad = ~torch.isfinite(self.u0).all(dim=1)
+        for b in torch.nonzero(bad).flatten().tolist():
+            self._invalidate(b, "start is non-finite or not strictly inside the bounds")
+        for n, v in self.fixed_values.items():
+            bad = ~torch.isfinite(v.reshape(self.batch_size, -1)).all(dim=1)
+            for b in torch.nonzero(bad).flatten().tolist():
+                self._invalidate(b, f"fixed parameter '{n}' is non-finite")
+
+    def _pack(self, values: Mapping[str, Tensor]) -> Tensor:
+        """``(B, p)`` unconstrained starts; non-finite where a start is outside its bounds."""
+        B = self.batch_size
+        parts = []
+        for n in self.params.free_names:
+            x = values[n].reshape(B, -1)
+            with torch.no_grad():  # log of a negative distance: NaN marks that problem bad
+                parts.append(self.params.bijections[n].inverse(x))
+        return torch.cat(parts, dim=1)
+
+    def _setup_data(self, y: Tensor, sigma, weights) -> None:
+        B = self.batch_size
+        if sigma is not None and weights is not None:
+            raise InputError("give at most one of sigma, weights")
+        self.noise_known = sigma is not None or weights is not None
+        sw = torch.ones_like(y)
+        if sigma is not None:
+            s = self._like_y("sigma", sigma, y)
+            if bool((s <= 0).any()):
+                first = tuple(int(i) for i in torch.nonzero(s <= 0)[0])
+                raise InputError(f"sigma must be > 0 everywhere; sigma{list(first)} <= 0")
+            sw = 1.0 / s
+        elif weights is not None:
+            w = self._like_y("weights", weights, y)
+            if bool((w < 0).any()):
+                raise InputError("weights must be >= 0 (they are 1/sigma²)")
+            sw = torch.sqrt(w)
+        self.y = y
+        self.sqrt_weights = sw.reshape(B, -1)
+        for label, t in (("y", y.reshape(B, -1)), ("sigma/weights", self.sqrt_weights)):
+            bad = ~torch.isfinite(t)
+            for b in torch.nonzero(bad.any(dim=1)).flatten().tolist():
+                self._invalidate(b, f"{label} has {int(bad[b].sum())} non-finite value(s)")
+        # Invalid problems keep finite placeholders so vectorised passes stay finite.
+        finite = torch.isfinite(self.y) & torch.isfinite(sw)
+        self.y = torch.where(finite, self.y, 0.0)
+        self.sqrt_weights = torch.where(finite.reshape(B, -1), self.sqrt_weights, 0.0)
+        self.n_data = (self.sqrt_weights > 0).sum(dim=1)
+        for b in torch.nonzero(self.n_data < self.params.n_free).flatten().tolist():
+            self._invalidate(
+                b,
+                f"{int(self.n_data[b])} data points carry weight, fewer than the "
+                f"{self.params.n_free} free parameters",
+            )
+
+    def _like_y(self, name: str, value, y: Tensor) -> Tensor:
+        t = _to_tensor(name, value, self.dtype, self.device)
+        try:
+            return torch.broadcast_to(t, y.shape).clone()
+        except RuntimeError:
+            raise InputError(
+                f"{name} has shape {tuple(t.shape)}, which does not broadcast to y's shape "
+                f"{tuple(y.shape)}"
+            ) from None
+
+    def _setup_inputs(self, inputs, batched_inputs) -> None:
+        if not isinstance(inputs, tuple | list):
+            inputs = (inputs,)
+        self.inputs = tuple(_prepare_input(v, self.dtype, self.device) for v in inputs)
+        self.batched_inputs = tuple(sorted(set(int(i) for i in batched_inputs)))
+        for i in self.batched_inputs:
+            if not 0 <= i < len(self.inputs):
+                raise InputError(f"batched_inputs: no inputs[{i}] ({len(self.inputs)} inputs)")
+            v = self.inputs[i]
+            if not isinstance(v, Tensor) or v.dim() == 0 or v.shape[0] != self.batch_size:
+                shape = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+                raise InputError(
+                    f"inputs[{i}] is listed in batched_inputs but has shape {shape}; its "
+                    f"leading dimension must be the batch size {self.batch_size}"
+                )
+
+    def _check_model(self) -> None:
+        idx = self.valid_indices()
+        if idx.numel() == 0:
+            self.model_output_shape = tuple(self.y.shape[1:])
+            return
+        u = self.u0[idx]
+        args = self.batch_args(idx)
+        try:
+            out = self._map(self._forward, u, args)
+        except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
+            raise ModelError(
+                f"the model raised {type(exc).__name__} when vmapped over the batch: {exc}. "
+                "The model must be written for one problem with torch operations only "
+                "(no .item(), no Python branching on tensor values)"
+            ) from exc
+        if not isinstance(out, Tensor) or out.dtype != self.dtype:
+            raise ModelError(f"the model must return a {self.dtype} tensor")
+        if tuple(out.shape[1:]) != tuple(self.y.shape[1:]):
+            raise ModelError(
+                f"the model output for one problem has shape {tuple(out.shape[1:])} but each "
+                f"problem's y has shape {tuple(self.y.shape[1:])} (y is {tuple(self.y.shape)})"
+            )
+        bad = ~torch.isfinite(out.reshape(out.shape[0], -1)).all(dim=1)
+        for b in idx[bad].tolist():
+            self._invalidate(b, "the model output at the start is non-finite")
+
+    def _invalidate(self, b: int, why: str) -> None:
+        self.notes[b] = why if self.notes[b] is None else f"{self.notes[b]}; {why}"
+
+    # --- evaluation -----------------------------------------------------------------
+    def valid_indices(self) -> Tensor:
+        """Indices of the problems whose inputs passed validation."""
+        ok = torch.tensor([n is None for n in self.notes], dtype=torch.bool)
+        return torch.nonzero(ok).flatten().to(self.device)
+
+    @property
+    def valid(self) -> Tensor:
+        """``(B,)`` bool: which problems passed validation."""
+        return torch.tensor([n is None for n in self.notes], dtype=torch.bool)
+
+    def batch_args(self, idx: Tensor) -> tuple:
+        """Per-problem arguments (fixed values, y, √w, batched inputs) of problems ``idx``."""
+        fixed = {n: v[idx] for n, v in self.fixed_values.items()}
+        inputs = tuple(v[idx] for i, v in enumerate(self.inputs) if i in self.batched_inputs)
+        return (fixed, self.y[idx], self.sqrt_weights[idx], *inputs)
+
+    def _in_dims(self) -> tuple:
+        return (0, 0, 0, 0) + (0,) * len(self.batched_inputs)
+
+    def _map(self, fn, u: Tensor, args: tuple, *extra: Tensor):
+        """``fn(u_b, *extra_b, *args_b)`` for every problem of the subset, vectorised."""
+        dims = (0,) * (1 + len(extra)) + self._in_dims()[1:]
+        return vmap(fn, in_dims=dims, chunk_size=self.chunk_size)(u, *extra, *args)
+
+    def _unpack(self, u: Tensor, fixed: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One problem's physical parameter dict from its unconstrained vector ``u``."""
+        out = {}
+        for n in self.params:
+            if n in fixed:
+                out[n] = fixed[n]
+            else:
+                piece = u[self.params.slices[n]]
+                shape = self.params.values[n].shape
+                out[n] = self.params.bijections[n].forward(piece).reshape(shape)
+        return out
+
+    def _model_args(self, batched: tuple) -> tuple:
+        it = iter(batched)
+        return tuple(next(it) if i in self.batched_inputs else v for i, v in enumerate(self.inputs))
+
+    def _forward(self, u, fixed, y, sw, *batched) -> Tensor:
+        return self.model(self._unpack(u, fixed), *self._model_args(batched))
+
+    def _residual(self, u, fixed, y, sw, *batched) -> Tensor:
+        """One problem's whitened residuals ``√w (f - y)``, flat."""
+        f = self._forward(u, fixed, y, sw, *batched)
+        return sw * (f - y).reshape(-1)
+
+    def residuals(self, u: Tensor, idx: Tensor) -> Tensor:
+        """``(k, n)`` whitened residuals of problems ``idx`` at ``u`` (``(k, p)``)."""
+        with torch.no_grad():
+            return self._map(self._residual, u, self.batch_args(idx))
+
+    def costs(self, u: Tensor, idx: Tensor) -> Tensor:
+        """``(k,)`` ``½ chi2`` of problems ``idx`` at ``u``."""
+        r = self.residuals(u, idx)
+        return 0.5 * (r * r).sum(dim=1)
+
+    def jacobians(self, u: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """``(J, r)``: whitened Jacobians ``(k, n, p)`` and residuals ``(k, n)`` at ``u``."""
+        return self._map(self._jacobian, u, self.batch_args(idx))
+
+    def _jacobian(self, u: Tensor, *args) -> tuple[Tensor, Tensor]:
+        def with_value(*a):
+            r = self._residual(*a)
+            return r, r
+
+        return jacfwd(with_value, argnums=0, has_aux=True)(u, *args)
+
+    def batched_normal_equations(
+        self, u: Tensor, idx: Tensor, keep_jacobian: bool = False
+    ) -> tuple:
+        """``(JᵀWJ (k, p, p), JᵀWr (k, p), ½ chi2 (k,))`` of problems ``idx`` at ``u``.
+
+        Formed inside each vectorised chunk, so the ``(k, n, p)`` Jacobians are never
+        gathered unless ``keep_jacobian`` (then ``J`` and ``r`` are appended).
+        """
+
+        def one(u, *args):
+            J, r = self._jacobian(u, *args)
+            ne = (J.mT @ J, J.mT @ r, 0.5 * (r * r).sum())
+            return (*ne, J, r) if keep_jacobian else ne
+
+        return self._map(one, u, self.batch_args(idx))
+
+    def second_directional(self, u: Tensor, v: Tensor, idx: Tensor) -> Tensor:
+        """``(k, n)``: ``r''(u_b)[v_b, v_b]`` per problem (forward over forward mode)."""
+
+        def second(u, v, *a):
+            def directional(x):
+                return jvp(lambda z: self._residual(z, *a), (x,), (v,))[1]
+
+            return jvp(directional, (u,), (v,))[1]
+
+        return self._map(second, u, self.batch_args(idx), v)
+
+    def unpack(self, u: Tensor) -> dict[str, Tensor]:
+        """Physical parameters of every problem, ``{name: (B, *shape)}``, from ``(B, p)``."""
+        out = self.params.unpack(u)
+        out.update(self.fixed_values)
+        return out
+
+    def default_solver(self):
+        """The batched Levenberg–Marquardt solver (used by :func:`inversekit.fit`)."""
+        from inversekit.optimize.batched import BatchedLevenbergMarquardt
+
+        return BatchedLevenbergMarquardt()

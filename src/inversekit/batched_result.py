@@ -1,0 +1,290 @@
+"""Results of a batched fit: every field carries the batch dimension; ``result[b]`` is a
+plain :class:`~inversekit.FitResult` of problem ``b``.
+
+Uncertainties follow :mod:`inversekit.uncertainty` per problem: ``C_u = s² (JᵀWJ)⁻¹`` from
+the SVD of the column-scaled whitened Jacobian (singular directions left out and their
+parameters flagged), ``s² = 1`` with the noise given and ``chi2_b / (n_b - p)`` without,
+mapped to physical space by ``C_x = G C_u G``, ``G = diag(dx/du)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from inversekit.optimize.status import Status
+from inversekit.result import FitResult
+from inversekit.uncertainty import _directions
+
+_NEAR_NULL_RATIO = 1e-10
+
+
+@dataclass
+class BatchedFitResult:
+    """Outcome of ``B`` independent fits; tensors have a leading ``B`` dimension.
+
+    ``params``/``stderr`` map names to ``(B, *shape)`` tensors; ``x`` ``(B, p)`` and
+    ``covariance``/``correlation`` ``(B, p, p)`` are over the free elements named by
+    ``labels``; ``status`` is a list of :class:`~inversekit.Status`; ``notes[b]`` says why
+    problem ``b`` was not attempted (``None`` when it was). Problems that were not
+    attempted have status ``NONFINITE``, their start as ``params`` and NaN statistics.
+    """
+
+    params: dict[str, Tensor]
+    x: Tensor
+    labels: list[str]
+    covariance: Tensor
+    stderr: dict[str, Tensor]
+    correlation: Tensor
+    cost: Tensor
+    chi2: Tensor
+    reduced_chi2: Tensor
+    ndf: Tensor
+    n_data: Tensor
+    status: list[Status]
+    n_iter: Tensor
+    n_fev: Tensor
+    n_jev: Tensor
+    time: float
+    history: Tensor  # (B, steps + 1) cost after each step, NaN once a problem stopped
+    covariance_scaled: bool
+    condition_number: Tensor
+    eigenvalues: Tensor  # (B, p) of the scaled JᵀWJ, for near-null diagnostics
+    eigenvectors: Tensor  # (B, p, p)
+    at_bounds: Tensor  # (B, p) bool
+    unidentified: Tensor  # (B, p) bool
+    log_likelihood: Tensor
+    notes: list[str | None]
+    solver: str = ""
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    @property
+    def success(self) -> Tensor:
+        """``(B,)`` bool: which problems converged."""
+        return torch.tensor([s.success for s in self.status], dtype=torch.bool)
+
+    @property
+    def failed(self) -> list[int]:
+        """Indices of the problems that did not converge."""
+        return [b for b, s in enumerate(self.status) if not s.success]
+
+    def __getitem__(self, b: int) -> FitResult:
+        """Problem ``b`` as a plain :class:`~inversekit.FitResult`."""
+        if not -len(self) <= b < len(self):
+            raise IndexError(f"problem index {b} out of range for a batch of {len(self)}")
+        b = b % len(self)
+        eig, V = self.eigenvalues[b], self.eigenvectors[b]  # eig relative to the largest
+        near = eig < _NEAR_NULL_RATIO  # false throughout for problems not fitted (NaN)
+        return FitResult(
+            params={n: v[b] for n, v in self.params.items()},
+            x=self.x[b],
+            labels=list(self.labels),
+            covariance=self.covariance[b],
+            stderr={n: v[b] for n, v in self.stderr.items()},
+            correlation=self.correlation[b],
+            cost=float(self.cost[b]),
+            chi2=float(self.chi2[b]),
+            reduced_chi2=float(self.reduced_chi2[b]),
+            ndf=int(self.ndf[b]),
+            n_data=int(self.n_data[b]),
+            status=self.status[b],
+            n_iter=int(self.n_iter[b]),
+            n_fev=int(self.n_fev[b]),
+            n_jev=int(self.n_jev[b]),
+            time=self.time,
+            history=self.history[b, : int(self.n_iter[b]) + 1].tolist(),
+            covariance_scaled=self.covariance_scaled,
+            condition_number=float(self.condition_number[b]),
+            near_null=_directions(V[:, near], self.labels),
+            at_bounds=[
+                lb for lb, f in zip(self.labels, self.at_bounds[b].tolist(), strict=True) if f
+            ],
+            unidentified=[
+                lb for lb, f in zip(self.labels, self.unidentified[b].tolist(), strict=True) if f
+            ],
+            log_likelihood=float(self.log_likelihood[b]),
+            solver=self.solver,
+        )
+
+    def __iter__(self):
+        return (self[b] for b in range(len(self)))
+
+    def report(self) -> str:
+        """Counts of each status, and the first few problems that failed with why."""
+        counts = Counter(s.name for s in self.status)
+        lines = [
+            f"[[Batched fit: {self.solver}]]",
+            f"    problems        {len(self)}   converged {int(self.success.sum())}",
+            f"    time            {self.time:.4g} s   iterations (max) {int(self.n_iter.max())}",
+            "    statuses        " + ", ".join(f"{k} {v}" for k, v in counts.most_common()),
+        ]
+        for b in self.failed[:10]:
+            why = self.notes[b] or self.status[b].value
+            lines.append(f"    problem {b}: {self.status[b].name}: {why}")
+        if len(self.failed) > 10:
+            lines.append(f"    ... {len(self.failed) - 10} more problems did not converge")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.report()
+
+
+def batched_result(problem, st, run, *, solver: str) -> BatchedFitResult:
+    """Statistics and uncertainties of every problem at the solver's final state."""
+    B, p = st.u.shape
+    idx = problem.valid_indices()
+    valid = problem.valid.to(st.u.device)
+    cost = torch.full((B,), math.nan, dtype=st.u.dtype, device=st.u.device)
+    unc = _Uncertainty.nan(B, p, st.u)
+    if idx.numel():
+        J, r = problem.jacobians(st.u[idx], idx)
+        cost[idx] = 0.5 * (r * r).sum(1)
+        # A NaN Jacobian (status NONFINITE) would make the SVD raise: leave those NaN.
+        ok = torch.isfinite(J).flatten(1).all(1) & torch.isfinite(r).all(1)
+        unc.fill(idx[ok], J[ok], 2.0 * cost[idx[ok]], problem, st.u[idx[ok]])
+    chi2 = 2.0 * cost
+    n = problem.n_data
+    ndf = n - p
+    reduced = torch.where(ndf > 0, chi2 / ndf.clamp(min=1), math.nan)
+    u = torch.where(valid[:, None], st.u, math.nan)
+    params = {k: v.detach() for k, v in problem.unpack(u).items()}
+    for k, v in problem.start_values.items():  # problems not attempted: report their start
+        params[k] = torch.where(valid.reshape((B,) + (1,) * (v.dim() - 1)), params[k], v)
+    x = torch.cat([params[k].reshape(B, -1) for k in problem.params.free_names], dim=1)
+    return BatchedFitResult(
+        params=params,
+        x=x,
+        labels=problem.params.labels(),
+        covariance=unc.covariance,
+        stderr=_split(problem.params, unc.stderr),
+        correlation=unc.correlation,
+        cost=cost,
+        chi2=chi2,
+        reduced_chi2=reduced,
+        ndf=ndf,
+        n_data=n,
+        status=list(st.status),
+        n_iter=st.n_iter.clone(),
+        n_fev=st.n_fev.clone(),
+        n_jev=st.n_jev + valid.to(st.n_jev.device),  # + the covariance pass
+        time=run.time,
+        history=_history(st),
+        covariance_scaled=not problem.noise_known,
+        condition_number=unc.condition,
+        eigenvalues=unc.eig,
+        eigenvectors=unc.V,
+        at_bounds=unc.pinned,
+        unidentified=unc.singular & ~unc.pinned,
+        log_likelihood=_log_likelihood(problem, chi2),
+        notes=list(problem.notes),
+        solver=solver,
+    )
+
+
+def _flagged(labels: list[str], mask: Tensor) -> list[str]:
+    return [label for label, flag in zip(labels, mask.tolist(), strict=True) if flag]
+
+
+def _history(st) -> Tensor:
+    """``(B, steps + 1)`` costs, NaN after each problem's last step."""
+    h = torch.stack(st.history, dim=1)
+    steps = torch.arange(h.shape[1], device=h.device)
+    return torch.where(steps[None, :] <= st.n_iter[:, None], h, torch.nan)
+
+
+def _split(params, flat: Tensor) -> dict[str, Tensor]:
+    B = flat.shape[0]
+    return {
+        n: flat[:, params.slices[n]].reshape((B, *params.values[n].shape))
+        for n in params.free_names
+    }
+
+
+def _log_likelihood(problem, chi2: Tensor) -> Tensor:
+    """Gaussian log-likelihood per problem (noise variance profiled out when unknown)."""
+    n = problem.n_data.to(chi2.dtype)
+    if not problem.noise_known:
+        return -0.5 * n * (torch.log(2 * math.pi * chi2 / n) + 1.0)
+    sw = problem.sqrt_weights
+    logdet = 2.0 * torch.where(sw > 0, torch.log(torch.where(sw > 0, sw, 1.0)), 0.0).sum(1)
+    return -0.5 * chi2 + 0.5 * logdet - 0.5 * n * math.log(2 * math.pi)
+
+
+class _Uncertainty:
+    """Per-problem covariance and diagnostics, filled for the problems that were fitted."""
+
+    @classmethod
+    def nan(cls, B: int, p: int, like: Tensor) -> _Uncertainty:
+        self = cls()
+        nan = math.nan
+        self.covariance = like.new_full((B, p, p), nan)
+        self.correlation = like.new_full((B, p, p), nan)
+        self.stderr = like.new_full((B, p), nan)
+        self.condition = like.new_full((B,), nan)
+        self.eig = like.new_full((B, p), nan)
+        self.V = like.new_full((B, p, p), nan)
+        self.pinned = torch.zeros(B, p, dtype=torch.bool, device=like.device)
+        self.singular = torch.zeros(B, p, dtype=torch.bool, device=like.device)
+        return self
+
+    def fill(self, idx: Tensor, J: Tensor, chi2: Tensor, problem, u: Tensor) -> None:
+        """As :func:`inversekit.uncertainty.least_squares_uncertainty`, for rows ``idx``."""
+        if idx.numel() == 0:
+            return
+        p = J.shape[2]
+        norms = torch.linalg.vector_norm(J, dim=1)
+        s = torch.where(norms > 0, 1.0 / norms, torch.ones_like(norms))
+        # J = QR leaves the singular values and right vectors in R (p x p): the SVD of
+        # R is that of J, at a fraction of the cost for n >> p.
+        R = torch.linalg.qr(J * s[:, None, :], mode="r").R
+        _, sv, Vh = torch.linalg.svd(R, full_matrices=False)
+        eig, V = sv**2, Vh.mT
+        top = eig.amax(1, keepdim=True)
+        keep = eig > p * torch.finfo(eig.dtype).eps * top
+        inv_eig = torch.where(keep, 1.0 / torch.where(keep, eig, 1.0), 0.0)
+        inverse = ((V * inv_eig[:, None, :]) @ V.mT) * s[:, :, None] * s[:, None, :]
+        low = eig.amin(1)
+        condition = torch.where(low > 0, top[:, 0] / torch.where(low > 0, low, 1.0), math.inf)
+        singular = ((V.abs() > 1e-3) & ~keep[:, None, :]).any(2)
+        ndf = (problem.n_data[idx] - p).to(chi2.dtype)
+        scale = (
+            torch.ones_like(chi2)
+            if problem.noise_known
+            else torch.where(ndf > 0, chi2 / ndf.clamp(min=1), math.nan)
+        )
+        G = _derivative(problem.params, u)
+        cov = scale[:, None, None] * inverse * G[:, :, None] * G[:, None, :]
+        var = torch.diagonal(cov, dim1=1, dim2=2).clone()
+        var[singular] = math.inf
+        stderr = torch.sqrt(var)
+        distance = _distance(problem.params, u)
+        pinned = (distance <= stderr) | (singular & torch.isfinite(distance))
+        stderr[pinned] = math.nan
+        sd = torch.sqrt(torch.diagonal(cov, dim1=1, dim2=2))
+        corr = cov / (sd[:, :, None] * sd[:, None, :])
+        bad = ~torch.isfinite(stderr)
+        corr = torch.where(bad[:, :, None] | bad[:, None, :], math.nan, corr)
+        self.covariance[idx], self.correlation[idx], self.stderr[idx] = cov, corr, stderr
+        self.condition[idx], self.eig[idx], self.V[idx] = condition, eig / top, V
+        self.pinned[idx], self.singular[idx] = pinned, singular
+
+
+def _derivative(params, u: Tensor) -> Tensor:
+    """``(k, p)``: ``dx/du`` of every free element, per problem."""
+    parts = [params.bijections[n].derivative(u[:, params.slices[n]]) for n in params.free_names]
+    return torch.cat(parts, dim=1)
+
+
+def _distance(params, u: Tensor) -> Tensor:
+    """``(k, p)``: distance of every free physical element to its nearest bound."""
+    parts = []
+    for n in params.free_names:
+        bij = params.bijections[n]
+        parts.append(bij.distance_to_bound(bij.forward(u[:, params.slices[n]])))
+    return torch.cat(parts, dim=1)

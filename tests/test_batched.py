@@ -1,0 +1,243 @@
+"""Batched least squares: one vectorised LM over many independent problems."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import inversekit as ik
+from inversekit.batched_problem import BatchedLeastSquares
+from inversekit.batched_result import BatchedFitResult
+from inversekit.optimize.batched import BatchedLM, batched_damped_solve
+
+N = 60
+X = torch.linspace(-4.0, 4.0, N, dtype=torch.float64)
+NAMES = ("a", "c", "w", "b0", "b1")
+
+
+def peak(p, x):
+    """Gaussian peak on a linear background, for one problem."""
+    z = (x - p["c"]) / p["w"]
+    return p["a"] * torch.exp(-0.5 * z * z) + p["b0"] + p["b1"] * x
+
+
+def make(B: int, seed: int = 0, sigma: float = 0.05):
+    g = torch.Generator().manual_seed(seed)
+
+    def u(lo, hi):
+        return lo + (hi - lo) * torch.rand(B, generator=g, dtype=torch.float64)
+
+    truth = {"a": u(1, 4), "c": u(-1, 1), "w": u(0.6, 1.4), "b0": u(0, 1), "b1": u(-0.1, 0.1)}
+    clean = peak({k: v[:, None] for k, v in truth.items()}, X)
+    y = clean + sigma * torch.randn(B, N, generator=g, dtype=torch.float64)
+    start = {
+        "a": truth["a"] * u(0.8, 1.2),
+        "c": truth["c"] + u(-0.2, 0.2),
+        "w": truth["w"] * u(0.8, 1.2),
+        "b0": torch.full((B,), 0.5, dtype=torch.float64),
+        "b1": torch.zeros(B, dtype=torch.float64),
+    }
+    return y, start
+
+
+def template():
+    return ik.Params(a=1.0, c=0.0, w=ik.Param(1.0, bounds=(0.0, None)), b0=0.0, b1=0.0)
+
+
+def single_fit(y, start, b, sigma):
+    params = ik.Params(
+        {k: ik.Param(float(start[k][b]), bounds=template()[k].bounds) for k in NAMES}
+    )
+    return ik.fit(ik.LeastSquares(peak, params, inputs=(X,), y=y[b], sigma=sigma))
+
+
+def assert_matches_single(result: BatchedFitResult, y, start, b, sigma):
+    ref = single_fit(y, start, b, sigma)
+    assert ref.success and result.status[b].success
+    for k in NAMES:
+        got, want = float(result.params[k][b]), float(ref.params[k])
+        assert got == pytest.approx(want, rel=1e-8, abs=1e-12), k
+        assert float(result.stderr[k][b]) == pytest.approx(float(ref.stderr[k]), rel=1e-6), k
+    assert float(result.chi2[b]) == pytest.approx(ref.chi2, rel=1e-10)
+
+
+@pytest.mark.parametrize("sigma", [0.05, None])
+def test_batched_equals_one_by_one(sigma):
+    torch.set_num_threads(1)
+    y, start = make(5, seed=1)
+    problem = BatchedLeastSquares(peak, template(), inputs=(X,), y=y, sigma=sigma, start=start)
+    result = ik.fit(problem)
+    assert isinstance(result, BatchedFitResult)
+    assert result.covariance_scaled == (sigma is None)
+    assert bool(result.success.all())
+    for b in range(5):
+        assert_matches_single(result, y, start, b, sigma)
+
+
+def test_failing_problems_reported_rest_solved():
+    y, start = make(6, seed=2)
+    y[1, 10:20] = math.nan  # a NaN region in the data
+    start["c"][3] = math.nan  # a non-finite start
+    start["w"][4] = -1.0  # a start outside the bounds (w > 0)
+    problem = BatchedLeastSquares(peak, template(), inputs=(X,), y=y, sigma=0.05, start=start)
+    assert problem.valid.tolist() == [True, False, True, False, False, True]
+    assert "y has 10 non-finite" in problem.notes[1]
+    result = ik.fit(problem)
+    assert result.success.tolist() == [True, False, True, False, False, True]
+    assert result.failed == [1, 3, 4]
+    for b in (1, 3, 4):
+        assert result.status[b] is ik.Status.NONFINITE
+        assert math.isnan(float(result.chi2[b]))
+        assert math.isnan(float(result.stderr["a"][b]))
+    assert float(result.params["w"][4]) == -1.0  # the bad start is reported as given
+    for b in (0, 2, 5):
+        assert_matches_single(result, y, start, b, 0.05)
+    text = result.report()
+    assert "problem 3: NONFINITE" in text and "start is non-finite" in text
+
+
+def test_model_nan_at_start_and_at_trials():
+    """A model NaN where ``w > 1.3``: a start there fails; a trial there is rejected."""
+
+    def guarded(p, x):
+        f = peak(p, x)
+        return torch.where(p["w"] > 1.3, torch.full_like(f, math.nan), f)
+
+    y, start = make(4, seed=3)
+    start["w"][2] = 1.35
+    problem = BatchedLeastSquares(guarded, template(), inputs=(X,), y=y, sigma=0.05, start=start)
+    assert problem.notes[2] == "the model output at the start is non-finite"
+    result = ik.fit(problem)
+    assert result.success.tolist() == [True, True, False, True]
+    assert bool((result.params["w"][[0, 1, 3]] < 1.3).all())
+
+
+def test_statuses_and_budgets():
+    y, start = make(4, seed=4)
+    problem = BatchedLeastSquares(peak, template(), inputs=(X,), y=y, sigma=0.05, start=start)
+    result = ik.fit(problem, BatchedLM(max_iter=2))
+    assert all(s is ik.Status.MAX_ITER for s in result.status)
+    assert result.n_iter.tolist() == [2, 2, 2, 2]
+    full = ik.fit(problem, BatchedLM.from_lm(ik.LM(xtol=1e-10, geodesic=False)))
+    assert all(isinstance(s, ik.Status) and s.success for s in full.status)
+    assert full.solver == "BatchedLM"
+
+
+def test_result_indexing():
+    y, start = make(3, seed=5)
+    problem = BatchedLeastSquares(peak, template(), inputs=(X,), y=y, start=start)
+    result = ik.fit(problem)
+    one = result[1]
+    assert isinstance(one, ik.FitResult)
+    assert one.status is result.status[1]
+    assert float(one.params["c"]) == float(result.params["c"][1])
+    assert one.covariance.shape == (5, 5)
+    assert one.history[-1] == pytest.approx(one.cost)
+    assert len(one.history) == one.n_iter + 1
+    assert "[[Parameters]]" in one.report()
+    assert result[-1].chi2 == float(result.chi2[2])
+    assert len(list(result)) == len(result) == 3
+    with pytest.raises(IndexError):
+        result[3]
+
+
+def test_per_problem_inputs_and_fixed_parameters():
+    """Different x per problem (``batched_inputs``) and a per-problem fixed slope."""
+    B = 3
+    y, start = make(B, seed=6)
+    xs = X + 0.1 * torch.arange(B, dtype=torch.float64)[:, None]
+    slope = torch.tensor([0.05, -0.02, 0.0], dtype=torch.float64)
+    truth = {"a": 2.0, "c": 0.3, "w": 0.9, "b0": 0.4}
+    y = peak({**truth, "b1": slope[:, None]}, xs)
+    params = ik.Params(
+        a=1.5, c=0.0, w=ik.Param(1.0, bounds=(0.0, None)), b0=0.0, b1=ik.Param(slope, fixed=True)
+    )
+    problem = BatchedLeastSquares(peak, params, inputs=(xs,), y=y, batched_inputs=(0,))
+    result = ik.fit(problem)
+    assert bool(result.success.all())
+    for k, v in truth.items():
+        assert torch.allclose(result.params[k], torch.full((B,), v, dtype=torch.float64))
+    assert torch.equal(result.params["b1"], slope)
+    assert result.labels == ["a", "c", "w", "b0"]
+
+
+def test_bad_shapes_name_the_array():
+    y, start = make(4)
+    params = template()
+    with pytest.raises(ik.InputError, match="sigma"):
+        BatchedLeastSquares(peak, params, inputs=(X,), y=y, sigma=torch.ones(3, N))
+    with pytest.raises(ik.InputError, match=r"start\['a'\]"):
+        BatchedLeastSquares(peak, params, inputs=(X,), y=y, start={"a": torch.ones(3)})
+    with pytest.raises(ik.InputError, match=r"start\['zz'\]"):
+        BatchedLeastSquares(peak, params, inputs=(X,), y=y, start={"zz": torch.ones(4)})
+    bad = ik.Params(a=ik.Param(torch.ones(3)), c=0.0, w=1.0, b0=0.0, b1=0.0)
+    with pytest.raises(ik.InputError, match=r"params\['a'\]"):
+        BatchedLeastSquares(peak, bad, inputs=(X,), y=y)
+    with pytest.raises(ik.InputError, match=r"inputs\[0\]"):
+        BatchedLeastSquares(peak, params, inputs=(X,), y=y, batched_inputs=(0,))
+    with pytest.raises(ik.ModelError, match="shape"):
+        BatchedLeastSquares(peak, params, inputs=(X[:-1],), y=y)
+    with pytest.raises(ik.InputError, match="y must have shape"):
+        BatchedLeastSquares(peak, params, inputs=(X,), y=torch.tensor(1.0))
+
+
+def test_model_not_vmappable_is_explained():
+    def branchy(p, x):
+        if float(p["a"]) > 0:  # Python branching on a tensor value: not vmappable
+            return peak(p, x)
+        return -peak(p, x)
+
+    y, _ = make(2)
+    with pytest.raises(ik.ModelError, match="vmap"):
+        BatchedLeastSquares(branchy, template(), inputs=(X,), y=y)
+
+
+def test_batched_damped_solve_flags_indefinite_rows():
+    A = torch.stack([torch.eye(2), -torch.eye(2)]).to(torch.float64)
+    rhs = torch.ones(2, 2, dtype=torch.float64)
+    D = torch.ones(2, 2, dtype=torch.float64)
+    delta, ok = batched_damped_solve(A, rhs, D, torch.tensor([1.0, 0.0], dtype=torch.float64))
+    assert ok.tolist() == [True, False]
+    assert torch.allclose(delta[0], torch.full((2,), 0.5, dtype=torch.float64))
+    assert torch.equal(delta[1], torch.zeros(2, dtype=torch.float64))
+
+
+def test_callback_stops_running_problems():
+    y, start = make(3, seed=7)
+    problem = BatchedLeastSquares(peak, template(), inputs=(X,), y=y, sigma=0.05, start=start)
+    seen = []
+
+    def stop_after_one(state):
+        seen.append(state.params["a"].shape)
+        return True
+
+    result = ik.fit(problem, callback=stop_after_one)
+    assert seen == [(3,)]
+    assert all(s is ik.Status.CALLBACK for s in result.status)
+    assert result.n_iter.tolist() == [1, 1, 1]
+
+
+def test_lm_options_are_validated():
+    with pytest.raises(ik.InputError, match="second_derivative"):
+        BatchedLM(second_derivative="numeric")
+    with pytest.raises(ik.InputError, match="max_iter"):
+        BatchedLM(max_iter=0)
+    with pytest.raises(ik.InputError, match="BatchedLeastSquares"):
+        ik.fit(ik.LeastSquares(peak, template(), inputs=(X,), y=make(1)[0][0]), BatchedLM())
+
+
+def test_nonfinite_jacobian_at_start_fails_that_problem_only():
+    """Finite model, NaN derivative at the start (sqrt at 0): status NONFINITE, no crash."""
+
+    def kinked(p, x):
+        return peak(p, x) + torch.sqrt(p["b1"] * p["b1"])  # d/db1 is NaN at b1 = 0
+
+    y, start = make(3, seed=8)
+    start["b1"] = torch.tensor([0.01, 0.0, -0.01], dtype=torch.float64)
+    problem = BatchedLeastSquares(kinked, template(), inputs=(X,), y=y, sigma=0.05, start=start)
+    result = ik.fit(problem, BatchedLM(max_iter=50))
+    assert result.status[1] is ik.Status.NONFINITE
+    assert math.isnan(float(result.stderr["a"][1]))
+    assert result.n_iter[1] == 0
