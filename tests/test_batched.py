@@ -241,3 +241,15 @@ def test_nonfinite_jacobian_at_start_fails_that_problem_only():
     assert result.status[1] is ik.Status.NONFINITE
     assert math.isnan(float(result.stderr["a"][1]))
     assert result.n_iter[1] == 0
+
+
+def test_single_problem_lm_options_carry_over_to_a_batch():
+    x = torch.linspace(0.0, 1.0, 30, dtype=torch.float64)
+    Y = torch.stack([(i + 1) * x + 0.5 for i in range(4)])
+    problem = ik.BatchedLeastSquares(
+        lambda p, x: p["a"] * x + p["b"], ik.Params(a=1.0, b=0.0), inputs=(x,), y=Y
+    )
+    for solver in ("lm", ik.LM(geodesic=False, max_iter=50)):
+        result = ik.fit(problem, solver)
+        assert isinstance(result, ik.BatchedFitResult)
+        torch.testing.assert_close(result.params["a"], torch.arange(1.0, 5.0, dtype=torch.float64))

@@ -38,7 +38,11 @@ def resolve_solver(solver, problem):
             raise InputError(
                 f"unknown solver name {solver!r}; known names: {', '.join(sorted(SOLVERS))}"
             )
-        return SOLVERS[key]()
+        solver = SOLVERS[key]()
+    from inversekit.optimize.batched import BatchedLevenbergMarquardt
+
+    if type(solver) is LevenbergMarquardt and hasattr(problem, "batched_normal_equations"):
+        return BatchedLevenbergMarquardt.from_lm(solver)  # same options, one run per batch
     for method in ("init", "step", "terminate", "postprocess"):
         if not callable(getattr(solver, method, None)):
             raise InputError(
