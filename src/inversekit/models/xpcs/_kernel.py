@@ -39,9 +39,10 @@ LOG_CLIP = -700.0  # lower clip of the diffusion exponent
 TAYLOR_BELOW = 1e-4  # |x| below which homodyne's sinc uses its Taylor polynomial
 TIME_FLOOR_MIN = 1e-8  # lower bound of the t = 0 replacement
 
-# Output elements handled per block: a few hundred kilobytes per work buffer on a CPU
-# (stays in cache), large enough on a GPU to amortise kernel launches.
-_BLOCK_CPU = 65536
+# Output elements handled per block: about a megabyte per work buffer on a CPU (mostly
+# cache-resident, yet enough work per operation for two threads), large enough on a GPU
+# to amortise kernel launches.
+_BLOCK_CPU = 131072
 _BLOCK_GPU = 1 << 22
 
 MODES = ("static", "laminar_flow")
@@ -191,6 +192,52 @@ def _away_from_zero(s: Tensor) -> Tensor:
     return torch.where(s.abs() < tiny, torch.full_like(s, tiny), s)
 
 
+# ---------------------------------------------------------------- literal equations
+
+
+def literal(theta: Tensor, contrast: Tensor, offset: Tensor, setup: Setup) -> Tensor:
+    """MODEL.md's equations as written, with plain differentiable torch operations.
+
+    Used by ``backend="autograd"``, for the fused kernel's second derivatives, and as the
+    independent check of the fused kernel; it materialises full-size temporaries.
+    """
+    c_d, c_g = integrals(theta, setup)
+    layout = setup.layout
+    if isinstance(layout, Grid):
+
+        def difference(c: Tensor) -> Tensor:
+            return c[layout.r0 : layout.r1, None] - c[None, layout.c0 : layout.c1]
+
+        def per_angle(v: Tensor) -> Tensor:
+            return v[:, None, None]
+    else:
+
+        def difference(c: Tensor) -> Tensor:
+            return c[layout.i1] - c[layout.i2]
+
+        def per_angle(v: Tensor) -> Tensor:
+            return v[layout.angle]
+
+    m_d = torch.sqrt(difference(c_d) ** 2 + SMOOTH_ABS)
+    g1 = torch.exp(torch.clamp(-setup.diffusion_prefactor * m_d, LOG_CLIP, 0.0))
+    if c_g is not None:
+        m_g = torch.sqrt(difference(c_g) ** 2 + SMOOTH_ABS)
+        s = setup.sinc_prefactor * torch.cos(torch.deg2rad(theta[6] - setup.phi))
+        x = per_angle(s) * m_g
+        g1 = g1 * _sinc_homodyne(x) ** 2
+    elif isinstance(layout, Grid):
+        g1 = g1.expand(setup.n_angles, *g1.shape)
+    g1 = torch.where(g1 > RATE_FLOOR, g1, torch.full_like(g1, RATE_FLOOR))
+    return per_angle(offset) + per_angle(contrast) * g1**2
+
+
+def _sinc_homodyne(x: Tensor) -> Tensor:
+    """Unnormalised sinc with homodyne's two branches (Taylor below |x| = 1e-4)."""
+    near = 1.0 - x**2 / 6.0 + x**4 / 120.0
+    safe = torch.where(x.abs() > 1e-12, x, torch.ones_like(x))
+    return torch.where(x.abs() < TAYLOR_BELOW, near, torch.sin(x) / safe)
+
+
 # ---------------------------------------------------------------- block helpers
 
 
@@ -205,17 +252,20 @@ class _Buffers:
         return self._flat[index, :n].view(shape)
 
 
-def _difference(c: Tensor, layout: Grid | Pairs, a: int, b: int, out: Tensor) -> Tensor:
-    """``c[i] - c[j]`` for the block's entries, written into ``out``."""
+def _difference(
+    c: Tensor, layout: Grid | Pairs, a: int, b: int, out: Tensor, col: int = 0
+) -> Tensor:
+    """``c[i] - c[j]`` for the block's entries (grid: tile rows ``a:b``, tile columns
+    from ``col``), written into ``out``."""
     if isinstance(layout, Grid):
         rows = c[..., layout.r0 + a : layout.r0 + b, None]
-        return torch.sub(rows, c[..., None, layout.c0 : layout.c1], out=out)
+        return torch.sub(rows, c[..., None, layout.c0 + col : layout.c1], out=out)
     return torch.sub(c[..., layout.i1[a:b]], c[..., layout.i2[a:b]], out=out)
 
 
-def _block_shape(layout: Grid | Pairs, a: int, b: int) -> tuple[int, ...]:
+def _block_shape(layout: Grid | Pairs, a: int, b: int, col: int = 0) -> tuple[int, ...]:
     if isinstance(layout, Grid):
-        return (b - a, layout.c1 - layout.c0)
+        return (b - a, layout.c1 - layout.c0 - col)
     return (b - a,)
 
 
@@ -229,16 +279,15 @@ def _diffusion_factor_(m_d: Tensor, w: float) -> Tensor:
     return m_d.mul_(-w).clamp_(min=LOG_CLIP).exp_()
 
 
-def _angle_terms(k: int | Tensor, *per_angle: Tensor) -> list[Tensor]:
-    """Per-angle quantities for one angle (grid: 0-d) or gathered per entry (pairs)."""
-    return [v[k] for v in per_angle]
-
-
 # ---------------------------------------------------------------- values
 
 
 def values(theta: Tensor, contrast: Tensor, offset: Tensor, setup: Setup) -> Tensor:
-    """c2 for ``setup.layout``, computed block by block without autograd."""
+    """c2 for ``setup.layout``, computed block by block without autograd.
+
+    On a square tile on the diagonal (the full grid) only the upper triangle is computed
+    and mirrored: ``C[i] - C[j]`` changes sign exactly, so c2 is exactly symmetric.
+    """
     layout = setup.layout
     c_d, c_g = integrals(theta, setup)
     laminar = c_g is not None
@@ -246,25 +295,48 @@ def values(theta: Tensor, contrast: Tensor, offset: Tensor, setup: Setup) -> Ten
     out = torch.empty(layout.shape(setup.n_angles), dtype=theta.dtype, device=theta.device)
     buf = _Buffers(4 if laminar else 1, setup.block, theta)
     w = setup.diffusion_prefactor
-    for a, b in layout.blocks(setup.block):
-        shape = _block_shape(layout, a, b)
-        g1d = _diffusion_factor_(_smooth_abs_(_difference(c_d, layout, a, b, buf.get(0, shape))), w)
-        if not laminar:
-            g1sq = g1d.clamp_(min=RATE_FLOOR).square_()
-            for k, dest in _destinations(layout, out, a, b, setup.n_angles):
-                o, c = _angle_terms(k, offset, contrast)
-                torch.addcmul(o, g1sq, c, out=dest)
-            continue
-        m_g = _smooth_abs_(_difference(c_g, layout, a, b, buf.get(1, shape)))
-        x, g1 = buf.get(2, shape), buf.get(3, shape)
-        for k, dest in _destinations(layout, out, a, b, setup.n_angles):
-            s_k, o, c = _angle_terms(k, s, offset, contrast)
-            torch.mul(m_g, s_k, out=x)
-            # sin(x)/x equals homodyne's Taylor branch (|x| < 1e-4) to rounding; x != 0.
-            torch.sin(x, out=g1).div_(x).square_().mul_(g1d)
-            g1.clamp_(min=RATE_FLOOR).square_()
+    symmetric = isinstance(layout, Grid) and layout.r0 == layout.c0 and layout.r1 == layout.c1
+    for a, b, col in _value_blocks(layout, setup.block, symmetric):
+        shape = _block_shape(layout, a, b, col)
+        d = _difference(c_d, layout, a, b, buf.get(0, shape), col)
+        g1d = _diffusion_factor_(_smooth_abs_(d), w)
+        if laminar:
+            m_g = _smooth_abs_(_difference(c_g, layout, a, b, buf.get(1, shape), col))
+            x, g1 = buf.get(2, shape), buf.get(3, shape)
+        else:
+            g1 = g1d.clamp_(min=RATE_FLOOR).square_()
+        for k, dest in _destinations(layout, out, a, b, setup.n_angles, col):
+            o, c = _angle_terms(k, offset, contrast)
+            if laminar:
+                torch.mul(m_g, s[k], out=x)
+                # sin(x)/x equals homodyne's Taylor branch (|x| < 1e-4) to rounding; x != 0.
+                torch.sin(x, out=g1).div_(x).square_().mul_(g1d)
+                g1.clamp_(min=RATE_FLOOR).square_()
             torch.addcmul(o, g1, c, out=dest)
+            if symmetric:  # mirror the block's part right of its diagonal square
+                out[k, b:, a:b].copy_(dest[:, b - a :].t())
     return out
+
+
+def _value_blocks(
+    layout: Grid | Pairs, size: int, symmetric: bool
+) -> Iterator[tuple[int, int, int]]:
+    """(rows a:b, first column) blocks: the upper triangle of a diagonal square tile
+    (a block's columns start at its first row), otherwise whole tile rows or pairs."""
+    if not symmetric:
+        for a, b in layout.blocks(size):
+            yield a, b, 0
+        return
+    n, a = layout.r1 - layout.r0, 0
+    while a < n:
+        b = min(n, a + max(1, size // (n - a)))
+        yield a, b, a
+        a = b
+
+
+def _angle_terms(k: int | Tensor, *per_angle: Tensor) -> list[Tensor]:
+    """Per-angle quantities for one angle (grid: 0-d) or gathered per entry (pairs)."""
+    return [v[k] for v in per_angle]
 
 
 def _angles(layout: Grid | Pairs, a: int, b: int, n_angles: int) -> Iterator[int | Tensor]:
@@ -277,11 +349,11 @@ def _angles(layout: Grid | Pairs, a: int, b: int, n_angles: int) -> Iterator[int
 
 
 def _destinations(
-    layout: Grid | Pairs, out: Tensor, a: int, b: int, n_angles: int
+    layout: Grid | Pairs, out: Tensor, a: int, b: int, n_angles: int, col: int = 0
 ) -> Iterator[tuple[int | Tensor, Tensor]]:
     """(angle selector, view of ``out``) for each angle of a block."""
     for k in _angles(layout, a, b, n_angles):
-        yield k, (out[k, a:b] if isinstance(layout, Grid) else out[a:b])
+        yield k, (out[k, a:b, col:] if isinstance(layout, Grid) else out[a:b])
 
 
 # ---------------------------------------------------------------- derivative rows
@@ -506,10 +578,48 @@ def cotangent(
 # ---------------------------------------------------------------- autograd plumbing
 
 
+def _literal_jvp(theta, contrast, offset, d_theta, d_contrast, d_offset, setup: Setup):
+    """J T for a batch of tangents by forward-mode AD of :func:`literal` (any order)."""
+
+    def one(dt: Tensor, dc: Tensor, do: Tensor) -> Tensor:
+        f = lambda a, b, c: literal(a, b, c, setup)  # noqa: E731
+        return torch.func.jvp(f, (theta, contrast, offset), (dt, dc, do))[1]
+
+    return torch.func.vmap(one)(d_theta, d_contrast, d_offset)
+
+
+def _literal_vjp(theta, contrast, offset, grad, setup: Setup):
+    """J^T G for a batch of cotangents by reverse-mode AD of :func:`literal` (any order)."""
+
+    def one(g: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        pullback = torch.func.vjp(lambda a, b, c: literal(a, b, c, setup), theta, contrast, offset)[
+            1
+        ]
+        return pullback(g)
+
+    return torch.func.vmap(one)(grad)
+
+
 _SECOND_ORDER = (
-    "second derivatives are not available from the fused XPCS kernel; "
-    "evaluate the model with backend='autograd' for Hessians"
+    "this nesting of torch.func transforms is not supported for second derivatives of the "
+    "fused XPCS kernel (supported: hessian, jvp of jvp, jvp of grad, create_graph); "
+    "evaluate the model with backend='autograd'"
 )
+
+
+def _second_order(f, *args):
+    """Run a second-derivative rule of the literal equations; nestings that torch.func
+    cannot run inside a custom function's derivative raise a clear error."""
+    try:
+        return f(*args)
+    except RuntimeError as exc:
+        if "escaped" in str(exc) or "INTERNAL ASSERT" in str(exc):
+            raise RuntimeError(_SECOND_ORDER) from exc
+        raise
+
+
+def _zeros_for_none(values, like) -> tuple:
+    return tuple(torch.zeros_like(x) if v is None else v for v, x in zip(values, like, strict=True))
 
 
 _FUNCTORCH = torch._C._functorch
@@ -573,7 +683,13 @@ class C2(torch.autograd.Function):
     def vmap(info, in_dims, theta, contrast, offset, setup):
         # Batched parameter sets: one evaluation per set (each is a full grid anyway).
         out = [
-            C2.apply(*(_select(x, d, i) for x, d in zip((theta, contrast, offset), in_dims)), setup)
+            C2.apply(
+                *(
+                    _select(x, d, i)
+                    for x, d in zip((theta, contrast, offset), in_dims[:3], strict=True)
+                ),
+                setup,
+            )
             for i in range(info.batch_size)
         ]
         return torch.stack(out), 0
@@ -590,27 +706,37 @@ class C2Tangent(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        pass
+        ctx.setup = inputs[-1]
+        ctx.save_for_backward(*inputs[:-1])
+        ctx.save_for_forward(*inputs[:-1])
+
+    # Second derivatives (Hessians, forward over forward) come from the literal equations.
 
     @staticmethod
-    def backward(ctx, *grads):
-        raise RuntimeError(_SECOND_ORDER)
+    def backward(ctx, grad):
+        inputs = ctx.saved_tensors
+        pullback = _second_order(torch.func.vjp, lambda *x: _literal_jvp(*x, ctx.setup), *inputs)[1]
+        return (*_second_order(pullback, grad), None)
 
     @staticmethod
     def jvp(ctx, *tangents):
-        raise RuntimeError(_SECOND_ORDER)
+        inputs = ctx.saved_tensors
+        tangents = _zeros_for_none(tangents[:-1], inputs)
+        return _second_order(
+            torch.func.jvp, lambda *x: _literal_jvp(*x, ctx.setup), inputs, tangents
+        )[1]
 
     @staticmethod
     def vmap(info, in_dims, theta, contrast, offset, d_theta, d_contrast, d_offset, setup):
         args, dims = (theta, contrast, offset, d_theta, d_contrast, d_offset), in_dims[:6]
         if any(d is not None for d in dims[:3]):
             out = [
-                C2Tangent.apply(*(_select(x, d, i) for x, d in zip(args, dims)), setup)
+                C2Tangent.apply(*(_select(x, d, i) for x, d in zip(args, dims, strict=True)), setup)
                 for i in range(info.batch_size)
             ]
             return torch.stack(out), 0
         size = info.batch_size
-        merged = [_first(x, d, size).flatten(0, 1) for x, d in zip(args[3:], dims[3:])]
+        merged = [_first(x, d, size).flatten(0, 1) for x, d in zip(args[3:], dims[3:], strict=True)]
         out = C2Tangent.apply(theta, contrast, offset, *merged, setup)
         return out.unflatten(0, (size, -1)), 0
 
@@ -625,25 +751,40 @@ class C2Cotangent(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        pass
+        ctx.setup = inputs[-1]
+        ctx.save_for_backward(*inputs[:-1])
+        ctx.save_for_forward(*inputs[:-1])
+
+    # Second derivatives (Hessians, forward over reverse) come from the literal equations.
 
     @staticmethod
     def backward(ctx, *grads):
-        raise RuntimeError(_SECOND_ORDER)
+        # autograd materialises missing output gradients as zeros
+        inputs = ctx.saved_tensors
+        pullback = _second_order(torch.func.vjp, lambda *x: _literal_vjp(*x, ctx.setup), *inputs)[1]
+        return (*_second_order(pullback, grads), None)
 
     @staticmethod
     def jvp(ctx, *tangents):
-        raise RuntimeError(_SECOND_ORDER)
+        inputs = ctx.saved_tensors
+        tangents = _zeros_for_none(tangents[:-1], inputs)
+        return _second_order(
+            torch.func.jvp, lambda *x: _literal_vjp(*x, ctx.setup), inputs, tangents
+        )[1]
 
     @staticmethod
     def vmap(info, in_dims, theta, contrast, offset, grad, setup):
         args, dims = (theta, contrast, offset, grad), in_dims[:4]
         if any(d is not None for d in dims[:3]):
             outs = [
-                C2Cotangent.apply(*(_select(x, d, i) for x, d in zip(args, dims)), setup)
+                C2Cotangent.apply(
+                    *(_select(x, d, i) for x, d in zip(args, dims, strict=True)), setup
+                )
                 for i in range(info.batch_size)
             ]
-            return tuple(torch.stack(o) for o in zip(*outs)), (0, 0, 0)
+            return tuple(torch.stack(o) for o in zip(*outs, strict=True)), (0, 0, 0)
         size = info.batch_size
-        g = C2Cotangent.apply(theta, contrast, offset, _first(grad, dims[3], size).flatten(0, 1), setup)
+        g = C2Cotangent.apply(
+            theta, contrast, offset, _first(grad, dims[3], size).flatten(0, 1), setup
+        )
         return tuple(x.unflatten(0, (size, -1)) for x in g), (0, 0, 0)

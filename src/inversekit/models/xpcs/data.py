@@ -132,7 +132,9 @@ def _read_npz(path: Path) -> dict:
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as exc:  # not an npz/npy file at all
-        raise ValueError(f"path: {str(path)!r} is neither an .npz archive nor HDF5 ({exc})") from None
+        raise ValueError(
+            f"path: {str(path)!r} is neither an .npz archive nor HDF5 ({exc})"
+        ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"path: {str(path)!r} holds a single array, not a dictionary of arrays")
     with archive:
@@ -315,7 +317,9 @@ def _assemble(raw, path, q, dt, L, start_frame, end_frame, diagonal, dtype, devi
     sigma = raw["sigma"]
     if sigma is not None:
         if sigma.shape != (phi.size, n, n):
-            raise ValueError(f"sigma must have the shape of c2 {(phi.size, n, n)}; got {sigma.shape}")
+            raise ValueError(
+                f"sigma must have the shape of c2 {(phi.size, n, n)}; got {sigma.shape}"
+            )
         sigma = sigma[:, first:last, first:last]
     t = raw["t"]
     if t is None:

@@ -3,10 +3,12 @@
 All three evaluate homodyne's discretised model (``docs/models/xpcs.md``)
 
     c2[k, i, j] = offset_k + contrast_k * g1[k, i, j]^2,
-    g1 = max(exp(-q^2 dt/2 * |int_ti^tj D|) * sinc^2(qL dt/(2 pi) cos(phi0 - phi_k)
-                                                     * |int_ti^tj gamma_dot|), 1e-10)
+    g1 = max(exp(-(q^2 dt / 2) M_D[i, j]) * sinc^2((q L dt / 2 pi) cos(phi0 - phi_k) M_G[i, j]),
+             1e-10)
 
-with the integrals taken as trapezoid sums over the data's own time grid. ``c2`` returns
+where M_f[i, j] ~ |C_f[i] - C_f[j]| and C_f is the trapezoid cumulative sum of the rate
+f (D or gamma_dot) over the data's own time grid, in frame steps, so that
+dt M_f approximates the integral of f from t_i to t_j. ``c2`` returns
 the whole (P, N, N) stack, :func:`c2_tile` a block of rows and columns and
 :func:`c2_pairs` chosen (angle, t1, t2) entries; all agree entry for entry.
 
@@ -151,10 +153,11 @@ def _evaluate(
     t = t.to(theta.dtype)
     q_ = _positive("q", q)
     dt_ = _positive("dt", dt)
+    L_ = None if L is None else _positive("L", L)
     if mode == "laminar_flow":
-        if L is None:
+        if L_ is None:
             raise ValueError("L (stator-rotor gap, Angstrom) is required in laminar_flow mode")
-        sinc_prefactor = 0.5 / math.pi * q_ * _positive("L", L) * dt_
+        sinc_prefactor = 0.5 / math.pi * q_ * L_ * dt_
     else:
         sinc_prefactor = 0.0
     setup = K.Setup(
@@ -167,50 +170,7 @@ def _evaluate(
     )
     if backend == "fused":
         return K.C2.apply(theta, contrast, offset, setup)
-    return reference(theta, contrast, offset, setup)
-
-
-def reference(theta: Tensor, contrast: Tensor, offset: Tensor, setup: K.Setup) -> Tensor:
-    """MODEL.md's equations as written, with plain differentiable torch operations.
-
-    Used by ``backend="autograd"`` (any-order derivatives) and as the independent check of
-    the fused kernel; it materialises full-size temporaries.
-    """
-    c_d, c_g = K.integrals(theta, setup)
-    layout = setup.layout
-    if isinstance(layout, K.Grid):
-
-        def difference(c: Tensor) -> Tensor:
-            return c[layout.r0 : layout.r1, None] - c[None, layout.c0 : layout.c1]
-
-        def per_angle(v: Tensor) -> Tensor:
-            return v[:, None, None]
-    else:
-
-        def difference(c: Tensor) -> Tensor:
-            return c[layout.i1] - c[layout.i2]
-
-        def per_angle(v: Tensor) -> Tensor:
-            return v[layout.angle]
-
-    m_d = torch.sqrt(difference(c_d) ** 2 + K.SMOOTH_ABS)
-    g1 = torch.exp(torch.clamp(-setup.diffusion_prefactor * m_d, K.LOG_CLIP, 0.0))
-    if c_g is not None:
-        m_g = torch.sqrt(difference(c_g) ** 2 + K.SMOOTH_ABS)
-        s = setup.sinc_prefactor * torch.cos(torch.deg2rad(theta[6] - setup.phi))
-        x = per_angle(s) * m_g
-        g1 = g1 * _sinc_homodyne(x) ** 2
-    elif isinstance(layout, K.Grid):
-        g1 = g1.expand(setup.n_angles, *g1.shape)
-    g1 = torch.where(g1 > K.RATE_FLOOR, g1, torch.full_like(g1, K.RATE_FLOOR))
-    return per_angle(offset) + per_angle(contrast) * g1**2
-
-
-def _sinc_homodyne(x: Tensor) -> Tensor:
-    """Unnormalised sinc with homodyne's two branches (Taylor below |x| = 1e-4)."""
-    near = 1.0 - x**2 / 6.0 + x**4 / 120.0
-    safe = torch.where(x.abs() > 1e-12, x, torch.ones_like(x))
-    return torch.where(x.abs() < K.TAYLOR_BELOW, near, torch.sin(x) / safe)
+    return K.literal(theta, contrast, offset, setup)
 
 
 # ---------------------------------------------------------------- input checks
@@ -248,7 +208,9 @@ def _angles(phi, t: Tensor) -> Tensor:
     if not phi_.is_floating_point():
         phi_ = phi_.to(torch.float64)
     if phi_.ndim != 1 or phi_.shape[0] < 1:
-        raise ValueError(f"phi must be a non-empty 1-D array of angles; got shape {tuple(phi_.shape)}")
+        raise ValueError(
+            f"phi must be a non-empty 1-D array of angles; got shape {tuple(phi_.shape)}"
+        )
     if phi_.requires_grad:
         raise ValueError("phi must not require grad: the angles are data (fit phi0 instead)")
     if not bool(torch.isfinite(phi_).all()):
@@ -276,10 +238,14 @@ def _positive(name: str, value) -> float:
 def _indices(name: str, index, n: int, device: torch.device) -> Tensor:
     idx = index if isinstance(index, Tensor) else torch.as_tensor(index)
     if idx.dtype.is_floating_point or idx.dtype == torch.bool or idx.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D integer tensor; got {idx.dtype}, shape {tuple(idx.shape)}")
+        raise ValueError(
+            f"{name} must be a 1-D integer tensor; got {idx.dtype}, shape {tuple(idx.shape)}"
+        )
     idx = idx.to(device=device, dtype=torch.long)
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
-        raise ValueError(f"{name} must lie in [0, {n}); got values in [{int(idx.min())}, {int(idx.max())}]")
+        raise ValueError(
+            f"{name} must lie in [0, {n}); got values in [{int(idx.min())}, {int(idx.max())}]"
+        )
     return idx
 
 
@@ -300,15 +266,21 @@ def _parameters(p: Params, mode: str, n_angles: int, t: Tensor) -> tuple[Tensor,
     The dtype is float64 unless the grid and every tensor parameter are float32.
     """
     if not isinstance(p, Mapping):
-        raise ValueError(f"p must be a mapping of parameter names to tensors; got {type(p).__name__}")
+        raise ValueError(
+            f"p must be a mapping of parameter names to tensors; got {type(p).__name__}"
+        )
     names = K.PHYSICAL[mode]
     expected = (*names, "contrast", "offset")
     missing = [k for k in expected if k not in p]
     if missing:
-        raise ValueError(f"{missing[0]} is missing from p (mode {mode!r} needs {', '.join(expected)})")
+        raise ValueError(
+            f"{missing[0]} is missing from p (mode {mode!r} needs {', '.join(expected)})"
+        )
     unknown = [k for k in p if k not in expected]
     if unknown:
-        raise ValueError(f"{unknown[0]} is not a parameter of mode {mode!r} (expected {', '.join(expected)})")
+        raise ValueError(
+            f"{unknown[0]} is not a parameter of mode {mode!r} (expected {', '.join(expected)})"
+        )
     dtype = t.dtype if t.is_floating_point() else torch.float64
     for k in expected:
         v = p[k]
