@@ -60,6 +60,9 @@ class ChunkedJacobian:
     Evaluations are counted in ``n_jev`` (Jacobian passes over all rows).
     """
 
+    engine_name = "eager"
+    reason = "forward-mode AD, chunk by chunk"
+
     def __init__(self, problem, column_block: int = COLUMN_BLOCK):
         self.problem = problem
         self.column_block = column_block

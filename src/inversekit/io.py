@@ -39,6 +39,7 @@ _SCALARS = (
     "unidentified",
     "log_likelihood",
     "solver",
+    "jacobian",
     "labels",
 )
 _FORMAT = "inversekit.FitResult"

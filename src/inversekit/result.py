@@ -17,7 +17,8 @@ class FitResult:
 
     ``params`` holds every parameter (fixed ones included) as physical tensors; ``x`` is the
     flat vector of free elements in physical space, labelled by ``labels``; ``covariance``,
-    ``correlation`` are over ``x``; ``stderr`` maps each free parameter to a tensor of its
+    ``correlation`` are over ``x``; ``jacobian`` names the derivative engine and why;
+    ``stderr`` maps each free parameter to a tensor of its
     shape (NaN where the parameter sits at a bound, inf where it is not identifiable).
     ``covariance_scaled`` says whether the covariance was scaled by ``reduced_chi2``
     (noise level not given) or is absolute (noise given). ``condition_number`` is that of
@@ -49,6 +50,7 @@ class FitResult:
     unidentified: list[str] = field(default_factory=list)
     log_likelihood: float = math.nan
     solver: str = ""
+    jacobian: str = ""  # derivative engine that ran, and why it was chosen
 
     @property
     def success(self) -> bool:
@@ -95,6 +97,7 @@ def _report_lines(r: FitResult) -> list[str]:
         f"    status          {r.status.name}: {r.message}{mark}",
         f"    iterations      {r.n_iter}  (function evals {r.n_fev}, Jacobian evals {r.n_jev})",
         f"    time            {r.time:.4g} s",
+        f"    derivatives     {r.jacobian}",
         f"    data points     {r.n_data}   free parameters {len(r.labels)}   ndf {r.ndf}",
         f"    chi-square      {_fmt(r.chi2)}",
         f"    reduced chi2    {_fmt(r.reduced_chi2)}",

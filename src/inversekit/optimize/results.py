@@ -43,4 +43,5 @@ def least_squares_result(problem, u: Tensor, run, *, solver: str, n_fev: int) ->
         unidentified=unc.unidentified,
         log_likelihood=problem.log_likelihood(u),
         solver=solver,
+        jacobian=f"{problem.jacobian.engine_name}: {problem.jacobian.reason}",
     )
