@@ -10,8 +10,9 @@ import importlib
 
 from inversekit.models.table import ModelInfo, ParamSpec
 
-# Each module listed here exposes ``MODELS: tuple[ModelInfo, ...]``.
-_MODULES = ("xpcs", "image", "lensing")
+# Modules reachable as ``inversekit.models.<name>``; those with ``MODELS: tuple[ModelInfo, ...]``
+# are listed by available().
+_MODULES = ("xpcs", "image", "lensing", "nist")
 
 
 def available() -> dict[str, ModelInfo]:
