@@ -177,6 +177,7 @@ class LeastSquares:
         if self.rowwise and not self.noise.diagonal:
             raise InputError("rowwise=True cannot be used with a full inverse_covariance")
         self.chunks = self._make_chunks(chunk_rows)
+        self._chunk_residuals = [self.residual_function(rows) for rows in self.chunks]
         self.jacobian = make_jacobian(self, jacobian)
 
     # --- validation -----------------------------------------------------------------
@@ -274,8 +275,8 @@ class LeastSquares:
         """``0.5 * chi2`` at ``u``; chunked over rows, so it never holds all residuals."""
         total = 0.0
         with torch.no_grad():
-            for rows in self.chunks:
-                r = self.residual_function(rows)(u)
+            for residuals in self._chunk_residuals:
+                r = residuals(u)
                 total += 0.5 * float(torch.dot(r, r))
         return total
 
