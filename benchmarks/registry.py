@@ -28,5 +28,6 @@ def benchmarks() -> dict[str, Benchmark]:
     from benchmarks.large_lsq.bench import BENCHMARK as large_lsq
     from benchmarks.nist.bench import BENCHMARK as nist
     from benchmarks.synthetic import BENCHMARK as synthetic
+    from benchmarks.xpcs.bench import BENCHMARK as xpcs_kernel
 
-    return {b.name: b for b in (nist, large_lsq, synthetic)}
+    return {b.name: b for b in (nist, large_lsq, xpcs_kernel, synthetic)}

@@ -90,7 +90,7 @@ def child_env(threads: int, cache_dir: Path | None = None) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["JAX_PLATFORMS"] = "cpu"
     if threads == 1:
-        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"  # one Eigen thread per op
     env.pop("PYTHONSTARTUP", None)
     return env
 

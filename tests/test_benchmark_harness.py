@@ -30,6 +30,7 @@ from benchmarks.runner import (  # noqa: E402
     run_benchmark,
     summarise,
 )
+from benchmarks.xpcs.bench import make_gate as xpcs_gate  # noqa: E402
 
 CHILD = synthetic.CHILD
 
@@ -186,6 +187,44 @@ def test_large_lsq_gate_compares_chi2_with_the_best_side():
     assert verdicts["c"].startswith("chi2 100.001 above best 100")
     assert verdicts["d"] == "no finite chi2"
     assert verdicts["e"] == "a timed repeat reached chi2 250, the first call 100"
+
+
+def test_xpcs_kernel_gate_compares_sides_and_reference(tmp_path):
+    rng = np.random.default_rng(0)
+    theta = np.arange(13.0)
+    c2 = rng.random((3, 20, 20))
+    jac = rng.random((1200, 13)) * np.logspace(-5, 4, 13)  # columns on very different scales
+    rows = np.arange(0, 1200, 7)
+
+    def save(name, c2, jac, theta=theta):
+        path = tmp_path / f"{name}.npz"
+        np.savez(
+            path,
+            theta=theta,
+            c2=c2,
+            jac_rows=jac[rows],
+            rows=rows,
+            jac_colnorm=np.linalg.norm(jac, axis=0),
+            jac_colmax=np.abs(jac).max(axis=0),
+        )
+        return {"file": str(path), "finite": True, "max_abs_err_vs_reference": {"a": 1e-15}}
+
+    gate = xpcs_gate(1e-12, 1e-8)
+    same = {"a": save("a", c2, jac), "b": save("b", c2 + 1e-14, jac * (1 + 1e-11))}
+    assert gate("k", same) == {"a": None, "b": None}
+    assert same["a"]["vs"]["b"]["max_abs_dc2"] < 1e-13
+    off_c2 = {"a": save("a", c2, jac), "b": save("b", c2 + 1e-9, jac)}
+    assert all("c2 differs" in v for v in gate("k", off_c2).values())
+    # a relative error in the smallest column only is still caught
+    jac_b = jac.copy()
+    jac_b[:, 0] *= 1 + 1e-6
+    off_jac = {"a": save("a", c2, jac), "b": save("b", c2, jac_b)}
+    assert all("Jacobian" in v for v in gate("k", off_jac).values())
+    other_theta = {"a": save("a", c2, jac), "b": save("b", c2, jac, theta + 1)}
+    assert all("different parameters" in v for v in gate("k", other_theta).values())
+    bad_ref = save("a", c2, jac)
+    bad_ref["max_abs_err_vs_reference"] = {"laminar_edge": 1e-6}
+    assert "reference_c2.npz" in gate("k", {"a": bad_ref})["a"]
 
 
 def test_child_environment_pins_threads_and_isolates_compile_caches(tmp_path):

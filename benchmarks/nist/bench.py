@@ -37,7 +37,7 @@ SIDES = (
     ),
 )
 DESCRIPTIONS = {
-    "inversekit": "inversekit `fit` defaults (LM, AD Jacobian)",
+    "inversekit": 'inversekit `fit` defaults (LM, jacobian="auto": complex step here)',
     "scipy-lm": "scipy least_squares lm, analytic J, defaults",
     "scipy-trf": "scipy least_squares trf, analytic J, defaults",
     "scipy-lm-ad": "scipy least_squares lm, torch-AD J (jacfwd), defaults",
