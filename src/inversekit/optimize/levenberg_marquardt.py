@@ -17,10 +17,14 @@ is ``u + δ + a/2``, accepted only when ``2‖a‖/‖δ‖ <= geodesic_ratio`` 
 Stopping (MINPACK's tests, with defaults tight enough to reach every digit the data
 supports in float64; each is its own :class:`~inversekit.Status`):
 
-- ``ftol``: actual and predicted relative reductions of the cost both below ``ftol``;
+- ``ftol``: actual and predicted relative reductions of the cost both below ``ftol`` (off
+  by default: a cost test stops large-residual problems digits short, e.g. NIST ENSO);
 - ``xtol``: scaled step ``‖√D δ‖ <= xtol (‖√D u‖ + xtol)``;
 - ``gtol``: largest cosine between the residual vector and a Jacobian column below ``gtol``;
-- precision: no trial step can change the cost by more than rounding.
+- precision: the predicted reduction is below the cost's rounding (64 ulp). Such steps are
+  still taken, since the Gauss–Newton step comes from the exact ``JᵀWr``, while they keep
+  shrinking (at most ``_MAX_FLOOR_STEPS``); the run stops when they no longer shrink or a
+  trial at that level makes the cost measurably worse.
 """
 
 from __future__ import annotations
