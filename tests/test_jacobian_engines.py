@@ -14,7 +14,7 @@ import torch
 from conftest import shared_dir
 
 import inversekit as ik
-from inversekit.derivatives import jacobian
+from inversekit.derivatives import ChunkedJacobian, jacobian
 from inversekit.derivatives_compiled import CompiledJacobian, compile_unavailable
 from inversekit.derivatives_complex import ComplexStepJacobian
 from inversekit.models import nist
@@ -99,10 +99,26 @@ def test_complex_step_equals_forward_mode_on_nist(path):
     assert relative(J, J_ref) <= 1e-12
     assert relative(r, r_ref) <= 1e-14
     assert_same_normal_equations(engine.normal_equations(u), problem.normal_equations(u))
+    # The geodesic term is the second difference along the step itself,
+    # Jᵀ 2 (r(u + v) - r - J v), here rebuilt from the forward-mode Jacobian.
     v = 1e-2 * (u.abs() + 1e-3) * torch.linspace(-1, 1, u.numel(), dtype=u.dtype)
-    # second derivatives come from complex steps with Richardson extrapolation: 1e-13 to
-    # 4e-9 here (MGH17: rounding of a large first derivative)
-    assert relative(engine.geodesic_rhs(u, v), problem.jacobian.geodesic_rhs(u, v)) <= 1e-7
+    second = 2 * (problem.residuals(u + v) - r_ref - J_ref @ v)
+    assert relative(engine.geodesic_rhs(u, v), J_ref.mT @ second) <= 1e-8
+
+
+def test_geodesic_difference_converges_to_the_second_derivative():
+    """First order in the step against forward-over-forward mode, until rounding."""
+    problem = nist.problem(nist.read_strd(shared_dir() / "data/nist_strd/Misra1a.dat"), 0)
+    engine, exact = ComplexStepJacobian(problem), ChunkedJacobian(problem)
+    u = problem.u0
+    errors = []
+    for size in (1e-1, 1e-2, 1e-3):
+        v = size * u.abs() * torch.tensor([1.0, -0.5], dtype=u.dtype)
+        errors.append(relative(engine.geodesic_rhs(u, v), exact.geodesic_rhs(u, v)))
+    assert errors[0] < 0.5
+    assert errors[1] <= 0.2 * errors[0] and errors[2] <= 0.2 * errors[1], errors
+    tiny = 1e-9 * u.abs() * torch.tensor([1.0, -0.5], dtype=u.dtype)
+    assert not engine.geodesic_rhs(u, tiny).any()  # unresolved curvature: no acceleration
 
 
 def test_complex_step_handles_weights_bounds_and_vmap_batching():

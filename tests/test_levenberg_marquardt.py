@@ -10,6 +10,7 @@ import scipy.optimize
 import torch
 
 import inversekit as ik
+from inversekit.linalg import DampedSystem
 
 torch.manual_seed(0)
 
@@ -305,3 +306,37 @@ def test_objective_gradient_and_hessian_vector_product():
     v = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
     expected = torch.tensor([5.0, 5.0, -math.sin(0.3) * 3.0], dtype=torch.float64)
     torch.testing.assert_close(objective.hvp(u, v), expected)
+
+
+def test_damped_system_solves_the_scaled_damped_equations():
+    rng = np.random.default_rng(0)
+    J = rng.normal(size=(30, 5)) * np.array([1.0, 10.0, 100.0, 1e-3, 1.0])
+    A = J.T @ J
+    D = np.diagonal(A).copy()
+    rhs = rng.normal(size=5)
+    for lam in (0.0, 1e-3, 10.0):
+        delta = DampedSystem.build(A, D, lam).solve(rhs)
+        np.testing.assert_allclose((A + lam * np.diag(D)) @ delta, rhs, rtol=1e-8, atol=1e-10)
+    assert DampedSystem.build(-np.eye(3), np.ones(3), 0.0) is None  # not positive definite
+
+
+def test_small_fit_evaluates_the_model_about_twice_per_iteration():
+    """One batched complex call for J and one real call per trial; r at an accepted point
+    is reused for its Jacobian rather than computed again."""
+    calls = []
+
+    def model(p, x):
+        calls.append(p["a"].dtype)
+        return p["a"] * torch.exp(-p["k"] * x) + p["c"]
+
+    x = np.linspace(0, 4, 60)
+    y = 2.0 * np.exp(-1.3 * x) + 0.5 + 0.01 * np.sin(7 * x)
+    problem = ik.LeastSquares(model, ik.Params(a=1.0, k=0.5, c=0.0), inputs=(x,), y=y)
+    calls.clear()
+    result = ik.fit(problem, progress=False)
+    assert result.jacobian.startswith("complex-step")
+    assert result.success
+    real = sum(dtype == torch.float64 for dtype in calls)
+    batched = len(calls) - real
+    assert batched == result.n_jev - 1  # the uncertainty step reuses the last Jacobian
+    assert real == result.n_fev - 1  # r at the start was computed when the problem was built

@@ -8,26 +8,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.linalg import lapack
 from torch import Tensor
 
 
-def damped_solve(A: Tensor, rhs: Tensor, D: Tensor, lam: float) -> Tensor | None:
-    """Solve ``(A + λ diag(D)) δ = rhs`` by Cholesky, in the scaled variables ``√D δ``.
+class DampedSystem:
+    """Cholesky factor of ``A + λ diag(D)``, in Marquardt's scaled variables ``√D δ``.
 
     Scaling by ``S = diag(1/√D)`` gives ``(S A S + λ I)(√D δ) = S rhs``, whose diagonal is
-    about one: this is Marquardt's scaling, which makes the step independent of the units
-    of each parameter. Returns ``None`` when the matrix is not numerically positive
-    definite (the caller then raises the damping).
+    about one: this makes the step independent of the units of each parameter. One factor
+    serves every right-hand side at the same damping (the step and its geodesic
+    acceleration). Everything is float64 NumPy on the host: for ``p x p`` systems LAPACK
+    called directly costs about a microsecond, against tens for a chain of torch ops.
     """
-    s = torch.rsqrt(D)
-    M = A * s[:, None] * s[None, :]
-    M.diagonal().add_(lam)
-    L, info = torch.linalg.cholesky_ex(M)
-    if int(info) != 0:
-        return None
-    scaled = torch.cholesky_solve((rhs * s)[:, None], L)[:, 0]
-    return scaled * s
+
+    def __init__(self, factor: np.ndarray, s: np.ndarray):
+        self.factor = factor
+        self.s = s
+
+    @classmethod
+    def build(cls, A: np.ndarray, D: np.ndarray, lam: float) -> DampedSystem | None:
+        """Factor ``A + λ diag(D)``; ``None`` if it is not numerically positive definite
+        (the caller then raises the damping)."""
+        s = 1.0 / np.sqrt(D)
+        M = (A * s).T * s
+        M.flat[:: M.shape[0] + 1] += lam
+        factor, info = lapack.dpotrf(M, lower=False, clean=False, overwrite_a=True)
+        if info != 0:
+            return None
+        return cls(factor, s)
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """``δ`` with ``(A + λ diag(D)) δ = rhs``."""
+        scaled, info = lapack.dpotrs(self.factor, rhs * self.s, lower=False)
+        if info != 0:
+            raise ValueError(f"dpotrs failed with info={info}")
+        return scaled * self.s
+
+
+def damped_solve(A: np.ndarray, rhs: np.ndarray, D: np.ndarray, lam: float) -> np.ndarray | None:
+    """Solve ``(A + λ diag(D)) δ = rhs`` (see :class:`DampedSystem`); ``None`` if the
+    matrix is not numerically positive definite."""
+    system = DampedSystem.build(A, D, lam)
+    return None if system is None else system.solve(rhs)
 
 
 @dataclass

@@ -12,7 +12,11 @@ model is not finite is a failed trial, never a crash.
 With ``geodesic=True`` the step is corrected by geodesic acceleration (Transtrum & Sethna,
 "Improvements to the Levenberg-Marquardt algorithm for nonlinear least-squares
 minimization", 2012): ``a`` solves ``(JᵀWJ + λD) a = -Jᵀ r''[δ, δ]`` and the trial point
-is ``u + δ + a/2``, accepted only when ``2‖a‖/‖δ‖ <= geodesic_ratio`` (scaled norms).
+is ``u + δ + a/2``, used only when ``2‖a‖/‖δ‖ <= geodesic_ratio`` (scaled norms). The
+acceleration is computed only where the plain step ``u + δ`` falls short of the linear
+model's prediction (actual below ``geodesic_below`` times predicted reduction): in a
+curved valley, where it pays, and not on the well-modelled steps of most iterations,
+where it would cost a second-derivative pass for nothing. The better point is kept.
 
 Stopping (MINPACK's tests, with defaults tight enough to reach every digit the data
 supports in float64; each is its own :class:`~inversekit.Status`):
@@ -32,12 +36,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from inversekit.derivatives import NormalEquations
 from inversekit.errors import InputError
-from inversekit.linalg import damped_solve
+from inversekit.linalg import DampedSystem
 from inversekit.optimize.status import Status
 
 # Relative cost changes below this many units in the last place are rounding noise.
@@ -61,6 +65,9 @@ class LevenbergMarquardt:
         geodesic: add geodesic acceleration (on by default: it crosses long curved
             valleys in far fewer steps, e.g. NIST MGH17 from its first start).
         geodesic_ratio: largest accepted ``2‖a‖/‖δ‖``.
+        geodesic_below: the acceleration is computed only when the plain step's actual
+            reduction is below this fraction of the predicted one (the linear model is
+            failing); ``math.inf`` tries it at every step.
         accept: smallest ratio of actual to predicted reduction accepted.
         max_rejections: failed trials within one step before the step gives up.
     """
@@ -75,6 +82,7 @@ class LevenbergMarquardt:
     lambda_down: float = 9.0
     geodesic: bool = True
     geodesic_ratio: float = 0.75
+    geodesic_below: float = 0.75
     accept: float = 1e-4
     max_rejections: int = 40
     name: str = "LM"
@@ -100,40 +108,45 @@ class LevenbergMarquardt:
             )
         u = problem.u0.clone()
         ne = problem.normal_equations(u)
-        D = _initial_scale(ne.A)
+        A, g = _host(ne.A), _host(ne.g)
         return LMState(
             u=u,
             cost=ne.cost,
-            ne=ne,
-            D=D,
+            A=A,
+            g=g,
+            D=_initial_scale(A),
             lam=self.lambda0,
             n_fev=1,
-            reason=None if ne.is_finite() else Status.NONFINITE,
+            reason=None if _finite(A, g) else Status.NONFINITE,
         )
 
     def step(self, problem, state: LMState) -> LMState:
         lam, n_fev = state.lam, state.n_fev
         last_pred = math.inf
         for _ in range(self.max_rejections):
-            trial = self._trial(problem, state, lam)
-            if trial is None:  # matrix not positive definite: damp harder
-                lam *= self.lambda_up
+            system = DampedSystem.build(state.A, state.D, lam)
+            delta = None if system is None else system.solve(-state.g)
+            if delta is None or not np.isfinite(delta).all():
+                lam *= self.lambda_up  # not positive definite: damp harder
                 continue
-            u_new, delta, pred = trial
+            # predicted reduction of the quadratic model: -(gᵀδ + ½ δᵀAδ)
+            pred = -float(state.g @ delta + 0.5 * delta @ (state.A @ delta))
             last_pred = pred
-            cost_new = problem.cost(u_new)
-            n_fev += 1
-            actual = state.cost - cost_new
             # Below rounding the cost cannot confirm a step; the Gauss-Newton step is still
             # exact (it comes from JᵀWr), so take it if it does not measurably hurt.
             floor = pred <= _ROUNDING * state.cost
+            step, u_new, cost_new, evals = self._trial(problem, state, system, delta, pred, floor)
+            n_fev += evals
+            actual = state.cost - cost_new
             good = (pred > 0 and actual >= self.accept * pred) or (
                 floor and actual >= -_ROUNDING * state.cost
             )
             if math.isfinite(cost_new) and good:
                 ne = problem.normal_equations(u_new)
-                if ne.is_finite():
-                    return self._accepted(state, u_new, delta, ne, actual, pred, lam, n_fev, floor)
+                A, g = _host(ne.A), _host(ne.g)
+                if _finite(A, g):
+                    new = _Point(u_new, ne.cost, A, g)
+                    return self._accepted(state, new, step, actual, pred, lam, n_fev, floor)
             if floor:
                 return replace(state, lam=lam, n_fev=n_fev, reason=Status.PRECISION)
             lam *= self.lambda_up
@@ -159,10 +172,10 @@ class LevenbergMarquardt:
             and rel_actual <= 2 * rel_pred
         ):
             return Status.FTOL
-        size = float(torch.linalg.vector_norm(torch.sqrt(state.D) * state.u))
+        size = math.sqrt(float(np.dot(state.D, _host(state.u) ** 2)))
         if state.step_norm <= self.xtol * (size + self.xtol):
             return Status.XTOL
-        if _gradient_cosine(state.ne) <= self.gtol:
+        if _gradient_cosine(state.A, state.g, state.cost) <= self.gtol:
             return Status.GTOL
         return None
 
@@ -172,36 +185,52 @@ class LevenbergMarquardt:
         return least_squares_result(problem, state.u, run, solver=self.name, n_fev=state.n_fev)
 
     # --- maths ----------------------------------------------------------------------
-    def _trial(self, problem, state: LMState, lam: float):
-        """Damped (and optionally accelerated) step; ``None`` if the solve failed."""
-        A, g = state.ne.A, state.ne.g
-        delta = damped_solve(A, -g, state.D, lam)
-        if delta is None or not bool(torch.isfinite(delta).all()):
-            return None
-        # predicted reduction of the quadratic model: -(gᵀδ + ½ δᵀAδ)
-        pred = -float(g @ delta + 0.5 * delta @ (A @ delta))
-        if self.geodesic:
-            rhs = problem.jacobian.geodesic_rhs(state.u, delta)
-            accel = damped_solve(A, -rhs, state.D, lam)
-            if accel is None or not bool(torch.isfinite(accel).all()):
-                return None
-            sd = torch.sqrt(state.D)
-            ratio = 2 * torch.linalg.vector_norm(sd * accel) / torch.linalg.vector_norm(sd * delta)
-            if float(ratio) > self.geodesic_ratio:
-                return None
-            delta = delta + 0.5 * accel
-        return state.u + delta, delta, pred
+    def _trial(self, problem, state: LMState, system, delta, pred, floor):
+        """Evaluate the damped step ``δ`` and, where it is needed, its accelerated version.
 
-    def _accepted(self, state, u_new, delta, ne, actual, pred, lam, n_fev, floor) -> LMState:
-        step_norm = float(torch.linalg.vector_norm(torch.sqrt(state.D) * delta))
-        D = torch.maximum(state.D, torch.diagonal(ne.A))
-        lam = max(lam / self.lambda_down, _MIN_DAMPING)
+        The plain point ``u + δ`` is tried first. When the linear model fails there (actual
+        reduction below ``geodesic_below`` times the predicted), the geodesic acceleration
+        ``a`` is computed with the same factor and ``u + δ + a/2`` tried too; the better of
+        the two is returned as ``(step, u_new, cost_new, model evaluations)``.
+        """
+        u_plain = state.u + torch.from_numpy(delta).to(state.u)
+        cost_plain = problem.cost(u_plain)
+        if (
+            not self.geodesic
+            or floor
+            or (math.isfinite(cost_plain) and state.cost - cost_plain >= self.geodesic_below * pred)
+        ):
+            return delta, u_plain, cost_plain, 1
+        step = self._accelerated(problem, state, system, delta)
+        if step is None:
+            return delta, u_plain, cost_plain, 1
+        u_acc = state.u + torch.from_numpy(step).to(state.u)
+        cost_acc = problem.cost(u_acc)
+        if math.isfinite(cost_acc) and not cost_acc >= cost_plain:
+            return step, u_acc, cost_acc, 2
+        return delta, u_plain, cost_plain, 2
+
+    def _accelerated(self, problem, state: LMState, system, delta):
+        """``δ + a/2`` with ``(A + λD) a = -Jᵀ r''[δ, δ]``, or ``None`` when the
+        acceleration is not finite or too large (``2‖a‖/‖δ‖ > geodesic_ratio``, scaled)."""
+        v = torch.from_numpy(delta).to(state.u)
+        accel = system.solve(-_host(problem.jacobian.geodesic_rhs(state.u, v)))
+        if not np.isfinite(accel).all() or not accel.any():
+            return None
+        sd = np.sqrt(state.D)
+        if 2 * np.linalg.norm(sd * accel) > self.geodesic_ratio * np.linalg.norm(sd * delta):
+            return None
+        return delta + 0.5 * accel
+
+    def _accepted(self, state, new: _Point, delta, actual, pred, lam, n_fev, floor) -> LMState:
+        step_norm = float(np.linalg.norm(np.sqrt(state.D) * delta))
         return LMState(
-            u=u_new,
-            cost=ne.cost,
-            ne=ne,
-            D=D,
-            lam=lam,
+            u=new.u,
+            cost=new.cost,
+            A=new.A,
+            g=new.g,
+            D=np.maximum(state.D, np.diagonal(new.A)),
+            lam=max(lam / self.lambda_down, _MIN_DAMPING),
             n_fev=n_fev,
             delta=delta,
             actual=actual,
@@ -217,16 +246,32 @@ LM = LevenbergMarquardt
 
 
 @dataclass
-class LMState:
-    """Levenberg–Marquardt iterate: point, normal equations there, scaling and damping."""
+class _Point:
+    """An accepted point with its normal equations (host float64)."""
 
     u: Tensor
     cost: float
-    ne: NormalEquations
-    D: Tensor
+    A: np.ndarray
+    g: np.ndarray
+
+
+@dataclass
+class LMState:
+    """Levenberg–Marquardt iterate: point, normal equations there, scaling and damping.
+
+    ``A = JᵀWJ``, ``g = JᵀWr`` and the Marquardt scale ``D`` are float64 NumPy arrays on
+    the host, whatever the problem's dtype and device: the solver's ``p x p`` algebra is
+    cheaper there, and float64 keeps it accurate for float32 problems.
+    """
+
+    u: Tensor
+    cost: float
+    A: np.ndarray
+    g: np.ndarray
+    D: np.ndarray
     lam: float
     n_fev: int
-    delta: Tensor | None = None
+    delta: np.ndarray | None = None
     actual: float = math.inf
     pred: float = math.inf
     cost_before: float = math.inf
@@ -236,19 +281,28 @@ class LMState:
     reason: Status | None = None
 
 
-def _initial_scale(A: Tensor) -> Tensor:
+def _host(t: Tensor) -> np.ndarray:
+    """A tensor as a float64 NumPy array on the host."""
+    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _finite(A: np.ndarray, g: np.ndarray) -> bool:
+    return bool(np.isfinite(A).all() and np.isfinite(g).all())
+
+
+def _initial_scale(A: np.ndarray) -> np.ndarray:
     """Marquardt's diagonal scale; a parameter with no effect gets the mean scale."""
-    d = torch.diagonal(A).clone()
+    d = np.diagonal(A).copy()
     positive = d[d > 0]
-    fill = float(positive.mean()) if positive.numel() else 1.0
-    return torch.where(d > 0, d, torch.full_like(d, fill))
+    d[~(d > 0)] = positive.mean() if positive.size else 1.0
+    return d
 
 
-def _gradient_cosine(ne: NormalEquations) -> float:
+def _gradient_cosine(A: np.ndarray, g: np.ndarray, cost: float) -> float:
     """``max_i |(Jᵀr)_i| / (‖J_i‖ ‖r‖)``: zero exactly at a stationary point."""
-    norm_r = math.sqrt(2.0 * ne.cost)
-    col = torch.sqrt(torch.diagonal(ne.A))
+    norm_r = math.sqrt(2.0 * cost)
+    col = np.sqrt(np.diagonal(A))
     ok = col > 0
-    if norm_r == 0 or not bool(ok.any()):
+    if norm_r == 0 or not ok.any():
         return 0.0
-    return float((ne.g[ok].abs() / col[ok]).max()) / norm_r
+    return float((np.abs(g[ok]) / col[ok]).max()) / norm_r
