@@ -130,14 +130,10 @@ def main() -> None:
     data = make_data(args.problems)
     inversekit_side(make_data(50, seed=1), BatchedLM())  # warm-up: first-call costs
     loose = {"ftol": 1.49012e-8, "xtol": 1.49012e-8, "gtol": 0.0}  # curve_fit's defaults
-    fd = {"second_derivative": "difference"}
     solvers = {
         "defaults": BatchedLM(),
-        "second_derivative='difference'": BatchedLM(**fd),
         "geodesic=False": BatchedLM(geodesic=False),
         "curve_fit tolerances": BatchedLM(**loose),
-        "curve_fit tolerances, difference": BatchedLM(**loose, **fd),
-        "curve_fit tolerances, geodesic=False": BatchedLM(**loose, geodesic=False),
     }
     B = args.problems
     fast, fast_ok, t_ref = scipy_side(data)

@@ -10,6 +10,7 @@ import torch
 import inversekit as ik
 from inversekit.batched_problem import BatchedLeastSquares
 from inversekit.batched_result import BatchedFitResult
+from inversekit.derivatives_compiled import compile_unavailable
 from inversekit.optimize.batched import BatchedLM, batched_damped_solve
 
 N = 60
@@ -220,8 +221,6 @@ def test_callback_stops_running_problems():
 
 
 def test_lm_options_are_validated():
-    with pytest.raises(ik.InputError, match="second_derivative"):
-        BatchedLM(second_derivative="numeric")
     with pytest.raises(ik.InputError, match="max_iter"):
         BatchedLM(max_iter=0)
     with pytest.raises(ik.InputError, match="BatchedLeastSquares"):
@@ -253,3 +252,74 @@ def test_single_problem_lm_options_carry_over_to_a_batch():
         result = ik.fit(problem, solver)
         assert isinstance(result, ik.BatchedFitResult)
         torch.testing.assert_close(result.params["a"], torch.arange(1.0, 5.0, dtype=torch.float64))
+
+
+# --- evaluation engines -----------------------------------------------------------------
+
+
+def test_broadcast_form_equals_vmap_form():
+    y, start = make(7, seed=4)
+    idx = torch.arange(7)
+    fast = BatchedLeastSquares(peak, template(), inputs=(X,), y=y, sigma=0.05, start=start)
+    slow = BatchedLeastSquares(
+        peak, template(), inputs=(X,), y=y, sigma=0.05, start=start, jacobian="vmap"
+    )
+    assert fast.engine_name == "broadcast" and slow.engine_name == "vmap"
+    u = fast.u0 + 0.01
+    for a, b in zip(
+        fast.batched_normal_equations(u, idx), slow.batched_normal_equations(u, idx), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=0.0)
+    for a, b in zip(fast.jacobians(u, idx), slow.jacobians(u, idx), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(fast.costs(u, idx), slow.costs(u, idx), rtol=1e-14, atol=0.0)
+
+
+def test_models_that_do_not_broadcast_use_vmap_with_a_reason():
+    def mixes_problems(p, x):  # a reduction over what, broadcast, is the batch axis
+        return p["a"] * torch.exp(-x * x) + p["c"].sum()
+
+    def vector(p, x):
+        return p["v"][0] * torch.exp(-((x - p["v"][1]) ** 2))
+
+    y, start = make(4, seed=5)
+    params = ik.Params(a=1.0, c=0.0)
+    p1 = BatchedLeastSquares(mixes_problems, params, inputs=(X,), y=y, start={"c": start["c"]})
+    assert p1.engine_name == "vmap" and "differ" in p1.engine_reason
+    v0 = torch.tensor([[2.0, 0.1]], dtype=torch.float64).expand(4, 2)
+    p2 = BatchedLeastSquares(vector, ik.Params(v=v0), inputs=(X,), y=y)
+    assert p2.engine_name == "vmap" and "vector parameters" in p2.engine_reason
+    assert bool(ik.fit(p2).success.all())
+
+
+def test_unknown_batched_engine_is_an_input_error():
+    y, _ = make(2)
+    with pytest.raises(ik.InputError, match="jacobian must be one of"):
+        BatchedLeastSquares(peak, template(), inputs=(X,), y=y, jacobian="fast")
+
+
+@pytest.mark.skipif(compile_unavailable() is not None, reason="torch.compile unavailable")
+def test_compiled_batched_engine_agrees_with_eager_and_fits_the_same():
+    y, start = make(40, seed=6)
+    idx = torch.arange(40)
+    kwargs = dict(inputs=(X,), y=y, sigma=0.05, start=start, chunk_size=16)
+    compiled = BatchedLeastSquares(peak, template(), jacobian="compiled", **kwargs)
+    eager = BatchedLeastSquares(peak, template(), jacobian="eager", **kwargs)
+    assert compiled.engine_name == "broadcast-compiled", compiled.engine_reason
+    u = compiled.u0 - 0.02
+    for a, b in zip(
+        compiled.batched_normal_equations(u, idx),
+        eager.batched_normal_equations(u, idx),
+        strict=True,
+    ):
+        # relative to each problem's largest entry (off-diagonal entries can cancel to ~0)
+        scale = b.reshape(len(b), -1).abs().amax(1)
+        assert float(((a - b).reshape(len(b), -1).abs().amax(1) / scale).max()) <= 1e-12
+    # 40 problems in chunks of 16: the last chunk is padded; a subset too
+    sub = torch.tensor([3, 17, 39])
+    torch.testing.assert_close(
+        compiled.costs(u[sub], sub), eager.costs(u[sub], sub), rtol=1e-13, atol=0.0
+    )
+    fit_c, fit_e = ik.fit(compiled), ik.fit(eager)
+    assert bool(fit_c.success.all())
+    torch.testing.assert_close(fit_c.x, fit_e.x, rtol=1e-9, atol=1e-12)

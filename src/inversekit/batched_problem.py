@@ -27,6 +27,8 @@ from inversekit.params import Param, Params
 
 Model = Callable[..., Tensor]
 
+BATCHED_ENGINES = ("auto", "eager", "vmap", "compiled")
+
 # Data points per vectorised pass when chunk_size is not given: one pass's forward-mode
 # intermediates (points x (p + 1) doubles) then stay within the CPU's L2/L3 cache.
 CHUNK_POINTS = 2**16
@@ -55,6 +57,14 @@ def _prepare_input(value, dtype: torch.dtype, device):
     return value
 
 
+def _as_slice(idx: Tensor) -> Tensor | slice:
+    """``idx`` as a slice when it is a run of consecutive increasing indices."""
+    k = idx.numel()
+    if k and int(idx[-1]) - int(idx[0]) == k - 1 and bool((idx[1:] > idx[:-1]).all()):
+        return slice(int(idx[0]), int(idx[0]) + k)
+    return idx
+
+
 class BatchedLeastSquares:
     """``B`` independent weighted least-squares problems sharing one model and data shape.
 
@@ -81,6 +91,13 @@ class BatchedLeastSquares:
             data points stay in cache and are several times faster than one pass over a
             huge batch; ``None`` picks about ``CHUNK_POINTS`` data points per pass.
         dtype: floating dtype (float64 by default).
+        jacobian: how the problems are evaluated (see :mod:`inversekit.batched_broadcast`):
+            ``"vmap"`` (the model mapped over problems: works for any vmap-compatible
+            model), ``"eager"`` (broadcast form: one call for a chunk of problems, when
+            every parameter is a scalar and the model broadcasts; otherwise vmap),
+            ``"compiled"`` (the broadcast form ``torch.compile``'d) or ``"auto"`` (eager,
+            compiled from ``B·n·p`` = 1e7). ``engine_name`` and ``engine_reason`` say
+            which ran and why.
     """
 
     def __init__(
@@ -96,6 +113,7 @@ class BatchedLeastSquares:
         batched_inputs: Sequence[int] = (),
         chunk_size: int | None = None,
         dtype: torch.dtype = torch.float64,
+        jacobian: str = "auto",
     ):
         if not callable(model):
             raise InputError(f"model must be callable, got {type(model).__name__}")
@@ -121,6 +139,7 @@ class BatchedLeastSquares:
         self._setup_data(y, sigma, weights)
         self._setup_inputs(inputs, batched_inputs)
         self._check_model()
+        self._choose_engine(jacobian)
 
     # --- validation -----------------------------------------------------------------
     def _batch_value(self, label: str, value: Tensor, per_problem_shape=None) -> Tensor:
@@ -265,6 +284,39 @@ class BatchedLeastSquares:
         for b in idx[bad].tolist():
             self._invalidate(b, "the model output at the start is non-finite")
 
+    def _choose_engine(self, option: str) -> None:
+        from inversekit.batched_broadcast import BroadcastForm
+        from inversekit.problem import AUTO_COMPILE_MIN_WORK
+
+        if option not in BATCHED_ENGINES:
+            raise InputError(f"jacobian must be one of {BATCHED_ENGINES}, got {option!r}")
+        self.form: BroadcastForm | None = None
+        self.engine_name, self.engine_reason = "vmap", "requested"
+        if option == "vmap":
+            return
+        work = self.batch_size * self.y[0].numel() * self.params.n_free
+        compiled = option == "compiled" or (option == "auto" and work >= AUTO_COMPILE_MIN_WORK)
+        if compiled:
+            from inversekit.derivatives_compiled import compile_unavailable
+
+            why = compile_unavailable()
+            if why is not None:
+                compiled = False
+                self.engine_reason = f"{why}; "
+        form = BroadcastForm(self, compiled=compiled)
+        why = form.check(self.valid_indices(), self._vmap_residuals)
+        if why is not None and form.compiled is False and compiled:
+            # the compiled kernel failed or disagreed: the eager broadcast form may still do
+            self.engine_reason = f"{why}; "
+            why = form.check(self.valid_indices(), self._vmap_residuals)
+        if why is not None:
+            self.engine_reason = f"{self.engine_reason if compiled else ''}{why}; vmap"
+            return
+        self.form = form
+        self.engine_name = "broadcast-compiled" if form.compiled else "broadcast"
+        prefix = self.engine_reason if compiled and not form.compiled else ""
+        self.engine_reason = f"{prefix}{option} (B·n·p = {work}): checked against vmap"
+
     def _invalidate(self, b: int, why: str) -> None:
         self.notes[b] = why if self.notes[b] is None else f"{self.notes[b]}; {why}"
 
@@ -281,9 +333,10 @@ class BatchedLeastSquares:
 
     def batch_args(self, idx: Tensor) -> tuple:
         """Per-problem arguments (fixed values, y, √w, batched inputs) of problems ``idx``."""
-        fixed = {n: v[idx] for n, v in self.fixed_values.items()}
-        inputs = tuple(v[idx] for i, v in enumerate(self.inputs) if i in self.batched_inputs)
-        return (fixed, self.y[idx], self.sqrt_weights[idx], *inputs)
+        rows = _as_slice(idx)  # a run of consecutive problems: views, not copies
+        fixed = {n: v[rows] for n, v in self.fixed_values.items()}
+        inputs = tuple(v[rows] for i, v in enumerate(self.inputs) if i in self.batched_inputs)
+        return (fixed, self.y[rows], self.sqrt_weights[rows], *inputs)
 
     def _in_dims(self) -> tuple:
         return (0, 0, 0, 0) + (0,) * len(self.batched_inputs)
@@ -319,16 +372,25 @@ class BatchedLeastSquares:
 
     def residuals(self, u: Tensor, idx: Tensor) -> Tensor:
         """``(k, n)`` whitened residuals of problems ``idx`` at ``u`` (``(k, p)``)."""
+        if self.form is not None:
+            return self.form.residuals(u, idx)
+        return self._vmap_residuals(u, idx)
+
+    def _vmap_residuals(self, u: Tensor, idx: Tensor) -> Tensor:
         with torch.no_grad():
             return self._map(self._residual, u, self.batch_args(idx))
 
     def costs(self, u: Tensor, idx: Tensor) -> Tensor:
         """``(k,)`` ``½ chi2`` of problems ``idx`` at ``u``."""
+        if self.form is not None:
+            return self.form.costs(u, idx)
         r = self.residuals(u, idx)
         return 0.5 * (r * r).sum(dim=1)
 
     def jacobians(self, u: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
         """``(J, r)``: whitened Jacobians ``(k, n, p)`` and residuals ``(k, n)`` at ``u``."""
+        if self.form is not None:
+            return self.form.jacobians(u, idx)
         return self._map(self._jacobian, u, self.batch_args(idx))
 
     def _jacobian(self, u: Tensor, *args) -> tuple[Tensor, Tensor]:
@@ -346,6 +408,10 @@ class BatchedLeastSquares:
         Formed inside each vectorised chunk, so the ``(k, n, p)`` Jacobians are never
         gathered unless ``keep_jacobian`` (then ``J`` and ``r`` are appended).
         """
+
+        if self.form is not None:
+            ne = self.form.normal_equations(u, idx)
+            return (*ne, *self.form.jacobians(u, idx)) if keep_jacobian else ne
 
         def one(u, *args):
             J, r = self._jacobian(u, *args)

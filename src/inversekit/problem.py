@@ -180,7 +180,10 @@ class LeastSquares:
             raise InputError("rowwise=True cannot be used with a full inverse_covariance")
         self.chunks = self._make_chunks(chunk_rows)
         self._chunk_residuals = [self.residual_function(rows) for rows in self.chunks]
+        # one-point memos (point, value): solvers ask again for what they just computed
         self._memo: tuple[Tensor, Tensor] | None = None
+        self._cost_memo: tuple[Tensor, float] | None = None
+        self._ne_memo: tuple[Tensor, object] | None = None
         self.jacobian = make_jacobian(self, jacobian)
 
     # --- validation -----------------------------------------------------------------
@@ -282,11 +285,15 @@ class LeastSquares:
         if len(self._chunk_residuals) == 1:
             r = self._memoised_residuals(u)
             return 0.5 * float(torch.dot(r, r))
+        memo = self._cost_memo
+        if memo is not None and _same_point(memo[0], u):
+            return memo[1]
         total = 0.0
         with torch.no_grad():
             for residuals in self._chunk_residuals:
                 r = residuals(u)
                 total += 0.5 * float(torch.dot(r, r))
+        self._cost_memo = (u.detach().clone(), total)
         return total
 
     def _memoised_residuals(self, u: Tensor) -> Tensor:
@@ -297,7 +304,7 @@ class LeastSquares:
         model again (a third of the model calls of a small fit).
         """
         memo = self._memo
-        if memo is not None and memo[0].shape == u.shape and torch.equal(memo[0], u):
+        if memo is not None and _same_point(memo[0], u):
             return memo[1]
         with torch.no_grad():
             r = self._chunk_residuals[0](u)
@@ -309,8 +316,17 @@ class LeastSquares:
         return 2.0 * self.cost(u)
 
     def normal_equations(self, u: Tensor):
-        """``(JᵀWJ, JᵀWr, cost)`` at ``u``; see :class:`~inversekit.derivatives.ChunkedJacobian`."""
-        return self.jacobian.normal_equations(u)
+        """``(JᵀWJ, JᵀWr, cost)`` at ``u``; see :class:`~inversekit.derivatives.ChunkedJacobian`.
+
+        Remembered for the last point asked: the uncertainty step at the solution reuses
+        the solver's last pass instead of making one more over all the data.
+        """
+        memo = self._ne_memo
+        if memo is not None and _same_point(memo[0], u):
+            return memo[1]
+        ne = self.jacobian.normal_equations(u)
+        self._ne_memo = (u.detach().clone(), ne)
+        return ne
 
     def log_likelihood(self, u: Tensor) -> float:
         """Gaussian log-likelihood at ``u``.
@@ -335,6 +351,10 @@ class LeastSquares:
         """The model evaluated at ``u`` on every input (shaped like ``y``)."""
         with torch.no_grad():
             return self.model(self.params.unpack(u), *self.inputs)
+
+
+def _same_point(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and a.device == b.device and bool(torch.equal(a, b))
 
 
 class Objective:

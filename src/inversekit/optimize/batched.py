@@ -28,8 +28,8 @@ from inversekit.optimize.levenberg_marquardt import (
 )
 from inversekit.optimize.status import Status
 
-# Step of the finite-difference second directional derivative (GSL's h_fvv).
-_FVV_STEP = 0.02
+# A second difference below this multiple of eps·max|r| is rounding, not curvature.
+_UNRESOLVED = 1e3 * 2.220446049250313e-16
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,9 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
 
     ``max_iter`` and ``max_time`` bound the whole batch; problems still running when a
     budget runs out get ``MAX_ITER`` / ``MAX_TIME``.
-
-    Extra option ``second_derivative``: how the geodesic acceleration gets ``r''[δ, δ]``.
-    ``"exact"`` (default) uses forward-over-forward AD, exactly as the single-problem
-    solver; ``"difference"`` uses ``(2/h)((r(u + hδ) - r(u))/h - Jδ)`` with ``h = 0.02``
-    (GSL's ``fvv`` default), one model evaluation instead of a nested AD pass — several
-    times cheaper for big batches. Only the path changes: the minimum and the stopping
-    tests are the same.
     """
 
     name: str = "BatchedLM"
-    second_derivative: str = "exact"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.second_derivative not in ("exact", "difference"):
-            raise InputError(
-                "BatchedLM option `second_derivative` must be 'exact' or 'difference', got "
-                f"{self.second_derivative!r}"
-            )
 
     @classmethod
     def from_lm(cls, lm: LevenbergMarquardt, **kwargs) -> BatchedLevenbergMarquardt:
@@ -72,13 +56,12 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
             )
         B, p = problem.u0.shape
         u = torch.where(torch.isfinite(problem.u0), problem.u0, 0.0)
-        n = problem.y.shape[1:].numel() if self.geodesic else 0
-        st = BatchedLMState.empty(u, p, n, self.lambda0)
+        st = BatchedLMState.empty(u, p, self.lambda0)
         st.status = [None if note is None else Status.NONFINITE for note in problem.notes]
         idx = problem.valid_indices()
         st.running[idx] = True
         if idx.numel():
-            st.store(idx, *self._normal_equations(problem, u[idx], idx))
+            st.store(idx, problem.batched_normal_equations(u[idx], idx))
             st.D[idx] = _initial_scale(st.A[idx])
             st.n_fev[idx] = 1
             st.n_jev[idx] = 1
@@ -126,11 +109,12 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         """Try one damped step for each problem in ``idx``; returns which are done.
 
         Mirrors one pass of :meth:`LevenbergMarquardt.step`'s rejection loop: a failed
-        solve or a refused acceleration raises ``λ``; an accepted trial updates the state;
+        solve raises ``λ``; the plain step is evaluated and, where it falls short of the
+        linear model, its geodesic acceleration too; an accepted trial updates the state;
         a rejected trial in the floor regime stops that problem with ``PRECISION``.
         """
         done = torch.zeros(idx.numel(), dtype=torch.bool, device=idx.device)
-        delta, pred, ok = self._trial(problem, st, idx, lam[idx])
+        delta, pred, ok = self._trial(st, idx, lam[idx])
         lam[idx[~ok]] *= self.lambda_up
         if not bool(ok.any()):
             return done
@@ -141,8 +125,13 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         u_new = st.u[tried] + delta
         cost_new = problem.costs(u_new, tried)
         st.n_fev[tried] += 1
-        actual = cost - cost_new
         floor = pred <= _ROUNDING * cost
+        if self.geodesic:
+            finite = torch.isfinite(cost_new)
+            need = ~floor & ~(finite & (cost - cost_new >= self.geodesic_below * pred))
+            if bool(need.any()):
+                self._accelerate(problem, st, tried, need, delta, u_new, cost_new, lam)
+        actual = cost - cost_new
         good = ((pred > 0) & (actual >= self.accept * pred)) | (
             floor & (actual >= -_ROUNDING * cost)
         )
@@ -150,17 +139,14 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         accepted = torch.zeros_like(good)
         if bool(good.any()):
             g_idx = tried[good]
-            ne, J, r = self._normal_equations(problem, u_new[good], g_idx)
+            ne = problem.batched_normal_equations(u_new[good], g_idx)
             st.n_jev[g_idx] += 1
             finite = torch.isfinite(ne[0]).flatten(1).all(1) & torch.isfinite(ne[1]).all(1)
             accepted[good] = finite
             a = good.clone()
             a[good] = finite
             ne = tuple(t[finite] for t in ne)
-            J, r = (None, None) if J is None else (J[finite], r[finite])
-            self._accept(
-                st, tried[a], u_new[a], delta[a], ne, J, r, actual[a], pred[a], lam, floor[a]
-            )
+            self._accept(st, tried[a], u_new[a], delta[a], ne, actual[a], pred[a], lam, floor[a])
         refused = ~accepted
         at_floor = tried[refused & floor]
         st.lam[at_floor] = lam[at_floor]
@@ -169,47 +155,53 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         done[ok] = accepted | (refused & floor)
         return done
 
-    def _trial(self, problem, st, idx: Tensor, lam: Tensor):
-        """Damped (and accelerated) steps ``δ`` of problems ``idx``, predicted reductions
+    def _trial(self, st, idx: Tensor, lam: Tensor):
+        """Damped steps ``δ`` of problems ``idx``, predicted reductions
         ``-(gᵀδ + ½ δᵀAδ)``, and which solves succeeded (``ok``)."""
         A, g, D = st.A[idx], st.g[idx], st.D[idx]
         delta, ok = batched_damped_solve(A, -g, D, lam)
         pred = -((g * delta).sum(1) + 0.5 * (delta * (A @ delta[..., None])[..., 0]).sum(1))
-        if self.geodesic and bool(ok.any()):
-            second = torch.zeros_like(st.r[idx])
-            second[ok] = self._second(problem, st, idx[ok], delta[ok])
-            rhs = (st.J[idx].mT @ second[..., None])[..., 0]
-            accel, ok_a = batched_damped_solve(A, -rhs, D, lam)
-            sd = torch.sqrt(D)
-            ratio = (
-                2
-                * torch.linalg.vector_norm(sd * accel, dim=1)
-                / torch.linalg.vector_norm(sd * delta, dim=1)
-            )
-            ok = ok & ok_a & (ratio <= self.geodesic_ratio)
-            delta = delta + 0.5 * accel
         return delta, pred, ok
 
-    def _normal_equations(self, problem, u: Tensor, idx: Tensor):
-        """``((A, g, cost), J, r)`` at ``u``; ``J, r`` only when the geodesic needs them."""
-        out = problem.batched_normal_equations(u, idx, keep_jacobian=self.geodesic)
-        return (out[:3], *out[3:]) if self.geodesic else (out, None, None)
+    def _accelerate(self, problem, st, tried, need, delta, u_new, cost_new, lam) -> None:
+        """Geodesic acceleration for the problems ``tried[need]``, in place.
 
-    def _second(self, problem, st, idx: Tensor, v: Tensor) -> Tensor:
-        """``r''(u_b)[v_b, v_b]`` of problems ``idx``, exact or by a finite difference."""
-        if self.second_derivative == "exact":
-            return problem.second_directional(st.u[idx], v, idx)
-        h = _FVV_STEP
-        r_h = problem.residuals(st.u[idx] + h * v, idx)
-        jv = (st.J[idx] @ v[..., None])[..., 0]
-        return (2.0 / h) * ((r_h - st.r[idx]) / h - jv)
+        As :meth:`LevenbergMarquardt._accelerated` with the engine's secant second
+        difference ``r''[δ, δ] ≈ 2 (r(u + δ) - r - J δ)``; ``r(u + δ)``, ``J`` and ``r`` are
+        evaluated again for these few problems only (the trial pass kept only costs). Where
+        ``u + δ + a/2`` is better than ``u + δ`` it replaces ``delta``, ``u_new`` and
+        ``cost_new``.
+        """
+        pos = torch.nonzero(need).flatten()
+        sub = tried[pos]
+        d = delta[pos]
+        J, r0 = problem.jacobians(st.u[sub], sub)
+        r1 = problem.residuals(u_new[pos], sub)
+        second = 2.0 * ((r1 - r0) - (J @ d[..., None])[..., 0])
+        noise = _UNRESOLVED * torch.maximum(r0.abs().amax(1), r1.abs().amax(1))
+        resolved = second.abs().amax(1) > noise
+        rhs = (J.mT @ second[..., None])[..., 0]
+        D = st.D[sub]
+        accel, ok = batched_damped_solve(st.A[sub], -rhs, D, lam[sub])
+        sd = torch.sqrt(D)
+        size = torch.linalg.vector_norm(sd * accel, dim=1)
+        ok &= resolved & (2 * size <= self.geodesic_ratio * torch.linalg.vector_norm(sd * d, dim=1))
+        if not bool(ok.any()):
+            return
+        pos, sub, step = pos[ok], sub[ok], d[ok] + 0.5 * accel[ok]
+        u_acc = st.u[sub] + step
+        cost_acc = problem.costs(u_acc, sub)
+        st.n_fev[sub] += 1
+        better = torch.isfinite(cost_acc) & ~(cost_acc >= cost_new[pos])
+        pos = pos[better]
+        delta[pos], u_new[pos], cost_new[pos] = step[better], u_acc[better], cost_acc[better]
 
-    def _accept(self, st, idx, u_new, delta, ne, J, r, actual, pred, lam, floor) -> None:
+    def _accept(self, st, idx, u_new, delta, ne, actual, pred, lam, floor) -> None:
         """Move problems ``idx`` to their accepted trial points (as ``LM._accepted``)."""
         step_norm = torch.linalg.vector_norm(torch.sqrt(st.D[idx]) * delta, dim=1)
         cost_before = st.costs[idx]
         st.u[idx] = u_new
-        st.store(idx, ne, J, r)
+        st.store(idx, ne)
         st.D[idx] = torch.maximum(st.D[idx], torch.diagonal(st.A[idx], dim1=1, dim2=2))
         st.lam[idx] = torch.clamp(lam[idx] / self.lambda_down, min=_MIN_DAMPING)
         st.actual[idx], st.pred[idx], st.cost_before[idx] = actual, pred, cost_before
@@ -256,8 +248,6 @@ class BatchedLMState:
 
     u: Tensor  # (B, p) unconstrained point
     costs: Tensor  # (B,) ½ chi2
-    J: Tensor  # (B, n, p) whitened Jacobian at u
-    r: Tensor  # (B, n) whitened residuals at u
     A: Tensor  # (B, p, p) JᵀJ
     g: Tensor  # (B, p) Jᵀr
     D: Tensor  # (B, p) Marquardt scale
@@ -276,7 +266,7 @@ class BatchedLMState:
     history: list[Tensor] = field(default_factory=list)
 
     @classmethod
-    def empty(cls, u: Tensor, p: int, n: int, lam0: float) -> BatchedLMState:
+    def empty(cls, u: Tensor, p: int, lam0: float) -> BatchedLMState:
         B = u.shape[0]
 
         def full(v, dtype=u.dtype):
@@ -284,8 +274,8 @@ class BatchedLMState:
 
         inf = math.inf
         return cls(
-            u=u.clone(), costs=full(0.0), J=u.new_zeros(B, n, p), r=u.new_zeros(B, n),
-            A=u.new_zeros(B, p, p), g=u.new_zeros(B, p), D=u.new_ones(B, p), lam=full(lam0),
+            u=u.clone(), costs=full(0.0), A=u.new_zeros(B, p, p), g=u.new_zeros(B, p),
+            D=u.new_ones(B, p), lam=full(lam0),
             n_fev=full(0, torch.long), n_jev=full(0, torch.long), n_iter=full(0, torch.long),
             actual=full(inf), pred=full(inf), cost_before=full(inf), step_norm=full(inf),
             previous_step_norm=full(inf), floor_steps=full(0, torch.long),
@@ -298,14 +288,8 @@ class BatchedLMState:
         c = self.costs[torch.isfinite(self.costs)]
         return float(c.sum())
 
-    def store(self, idx: Tensor, ne, J: Tensor | None, r: Tensor | None) -> None:
-        """Normal equations ``ne = (A, g, cost)`` of problems ``idx`` (and ``J``, ``r``).
-
-        ``J`` is given only when geodesic acceleration needs it (``Jᵀ r''``): for a huge
-        batch it is by far the largest array.
-        """
-        if J is not None:
-            self.J[idx], self.r[idx] = J, r
+    def store(self, idx: Tensor, ne) -> None:
+        """Normal equations ``ne = (A, g, cost)`` of problems ``idx``."""
         self.A[idx], self.g[idx], self.costs[idx] = ne
 
     def finite(self, idx: Tensor) -> Tensor:
