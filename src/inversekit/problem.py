@@ -174,8 +174,9 @@ class LeastSquares:
         self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
         self._check_sizes()
         self.u0 = self.params.pack()
-        self._check_model()
-        self.rowwise = self._detect_rowwise() if rowwise is None else bool(rowwise)
+        start_output = self._check_model()
+        self.rowwise = self._detect_rowwise(start_output) if rowwise is None else bool(rowwise)
+        del start_output  # as large as the data: not kept
         if self.rowwise and not self.noise.diagonal:
             raise InputError("rowwise=True cannot be used with a full inverse_covariance")
         self.chunks = self._make_chunks(chunk_rows)
@@ -198,7 +199,8 @@ class LeastSquares:
                 "problem is underdetermined"
             )
 
-    def _check_model(self) -> None:
+    def _check_model(self) -> Tensor:
+        """The model's output at the start, checked for dtype, shape and finiteness."""
         out = call_model(
             self.model, self.params.unpack(self.u0), self.inputs, "the starting parameters"
         )
@@ -219,9 +221,9 @@ class LeastSquares:
                 f"the model output at the starting parameters has {int(bad.sum())} non-finite "
                 f"value(s) (first at index {first}); choose a start where the model is defined"
             )
-        self._start_output = out.detach()
+        return out.detach()
 
-    def _detect_rowwise(self) -> bool:
+    def _detect_rowwise(self, start_output: Tensor) -> bool:
         n_rows = self.y.shape[0] if self.y.dim() > 0 else 1
         arrays = [v for v in self.inputs if isinstance(v, Tensor) and v.dim() > 0]
         if not self.noise.diagonal or n_rows < 4 or not arrays:
@@ -235,7 +237,7 @@ class LeastSquares:
             part = self.model(self.params.unpack(self.u0), *self._slice_inputs(rows))
         except Exception:  # noqa: BLE001 - a model that cannot take a subset is not rowwise
             return False
-        full = self._start_output[rows]
+        full = start_output[rows]
         return (
             isinstance(part, Tensor)
             and part.shape == full.shape
@@ -288,6 +290,9 @@ class LeastSquares:
         memo = self._cost_memo
         if memo is not None and _same_point(memo[0], u):
             return memo[1]
+        ne = self._ne_memo
+        if ne is not None and _same_point(ne[0], u):
+            return ne[1].cost  # the pass over the data that gave them summed the cost too
         total = 0.0
         with torch.no_grad():
             for residuals in self._chunk_residuals:

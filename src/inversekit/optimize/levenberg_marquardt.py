@@ -194,7 +194,7 @@ class LevenbergMarquardt:
         the two is returned as ``(step, u_new, cost_new, model evaluations)``.
         """
         u_plain = state.u + torch.from_numpy(delta).to(state.u)
-        cost_plain = problem.cost(u_plain)
+        cost_plain = self._trial_cost(problem, state, u_plain)
         if (
             not self.geodesic
             or floor
@@ -209,6 +209,17 @@ class LevenbergMarquardt:
         if math.isfinite(cost_acc) and not cost_acc >= cost_plain:
             return step, u_acc, cost_acc, 2
         return delta, u_plain, cost_plain, 2
+
+    @staticmethod
+    def _trial_cost(problem, state: LMState, u: Tensor) -> float:
+        """The cost at a trial point. An engine whose fused pass gives the normal equations
+        for little more than the cost (``speculative``) computes them at once after a
+        well-modelled step, when the next step is likely to be accepted: the accepted
+        point's normal equations then need no second pass over the data."""
+        likely = state.actual >= 0.75 * state.pred
+        if likely and getattr(problem.jacobian, "speculative", False):
+            return problem.normal_equations(u).cost
+        return problem.cost(u)
 
     def _accelerated(self, problem, state: LMState, system, delta):
         """``δ + a/2`` with ``(A + λD) a = -Jᵀ r''[δ, δ]``, or ``None`` when the
