@@ -10,6 +10,7 @@ REPO = BENCH_DIR.parent
 RUNS_DIR = BENCH_DIR / "runs"
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
+NOTES_DIR = BENCH_DIR / "notes"
 CONSTRAINTS = REPO / "constraints.txt"
 
 

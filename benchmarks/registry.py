@@ -25,9 +25,10 @@ class Benchmark:
 
 def benchmarks() -> dict[str, Benchmark]:
     """Every benchmark, by name."""
+    from benchmarks.batched.bench import BENCHMARK as batched
     from benchmarks.large_lsq.bench import BENCHMARK as large_lsq
     from benchmarks.nist.bench import BENCHMARK as nist
     from benchmarks.synthetic import BENCHMARK as synthetic
     from benchmarks.xpcs.bench import BENCHMARK as xpcs_kernel
 
-    return {b.name: b for b in (nist, large_lsq, xpcs_kernel, synthetic)}
+    return {b.name: b for b in (nist, large_lsq, batched, xpcs_kernel, synthetic)}

@@ -3,7 +3,9 @@
 Every run is written as one JSON file under ``benchmarks/runs/`` (not committed). A run
 published with ``--publish`` is also copied to ``benchmarks/results/<benchmark>.json``
 (committed), and ``RESULTS.md`` is regenerated from those files alone, so it can always be
-rebuilt with ``python -m benchmarks report``.
+rebuilt with ``python -m benchmarks report``. Hand-written readings of the figures (targets
+met or missed, and where the time goes) live in ``benchmarks/notes/<benchmark>.md`` and
+``notes/summary.md`` and are placed beside the tables.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import fmt
-from benchmarks.paths import RESULTS_DIR, RESULTS_MD, RUNS_DIR
+from benchmarks.paths import NOTES_DIR, RESULTS_DIR, RESULTS_MD, RUNS_DIR
 
 PREAMBLE = """# Benchmark results
 
@@ -108,6 +110,9 @@ def render_run(run: dict[str, Any]) -> str:
     if missing:
         lines += ["- sides without results:", *["  " + m for m in missing]]
     lines += ["", bench.render(run), ""]
+    notes = NOTES_DIR / f"{run['benchmark']}.md"
+    if notes.exists():  # hand-written reading of the figures: targets, where the time goes
+        lines += [notes.read_text().strip(), ""]
     return "\n".join(lines)
 
 
@@ -126,6 +131,9 @@ def render_results(folder: Path = RESULTS_DIR) -> str:
             + fmt.table(["peer", "versions, or why it is missing"], rows)
             + "\n"
         )
+    summary = NOTES_DIR / "summary.md"
+    if summary.exists():
+        parts.append(summary.read_text().strip() + "\n")
     parts += [render_run(run) for run in runs]
     return "\n".join(parts)
 
