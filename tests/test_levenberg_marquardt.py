@@ -270,6 +270,29 @@ def test_rowwise_detection():
     assert not smooth.rowwise
 
 
+def test_large_data_are_checked_chunk_by_chunk():
+    """From CHUNKED_CHECK_MIN_POINTS on, a rowwise model is checked in row chunks (its
+    intermediates are never held for all rows): same detection, same errors."""
+    from inversekit.problem import CHUNKED_CHECK_MIN_POINTS
+
+    n = CHUNKED_CHECK_MIN_POINTS + 5
+    x = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    y = 2.0 * torch.exp(-1.5 * x)
+    params = ik.Params(a=1.0, k=1.0, c=0.0)
+    problem = ik.LeastSquares(decay, params, inputs=(x,), y=y, chunk_rows=300_000)
+    assert problem.rowwise and len(problem.chunks) == 4
+    cumulative = ik.LeastSquares(
+        lambda p, x: torch.cumsum(decay(p, x), 0) / n, params, inputs=(x,), y=y
+    )
+    assert not cumulative.rowwise
+
+    def blows_up_late(p, x):  # not finite on the last row only, found in the last chunk
+        return decay(p, x) / (x < 1.0)
+
+    with pytest.raises(ik.ModelError, match=rf"first at index \({n - 1},\)"):
+        ik.LeastSquares(blows_up_late, params, inputs=(x,), y=y)
+
+
 def test_budgets_and_callback_stop_with_their_own_status():
     x, y = decay_data()
     problem = ik.LeastSquares(decay, ik.Params(a=1.0, k=3.0, c=0.0), inputs=(x,), y=y)
@@ -338,5 +361,7 @@ def test_small_fit_evaluates_the_model_about_twice_per_iteration():
     assert result.success
     real = sum(dtype == torch.float64 for dtype in calls)
     batched = len(calls) - real
-    assert batched == result.n_jev - 1  # the uncertainty step reuses the last Jacobian
-    assert real == result.n_fev - 1  # r at the start was computed when the problem was built
+    # J and r at the start were computed when the problem was built (to validate the
+    # complex step), and the uncertainty step reuses the last Jacobian
+    assert batched == result.n_jev - 2
+    assert real == result.n_fev - 1

@@ -84,7 +84,7 @@ class ComplexStepJacobian:
         modes = ("broadcast-complex", "broadcast", "vmap") if scalars else ("vmap",)
         for batching in modes:
             try:
-                J, _ = self._evaluate(u, batching)
+                J, r = self._evaluate(u, batching)
             except Exception as exc:  # noqa: BLE001 - any failure means: not complex-safe
                 failures.append(f"{batching}: {type(exc).__name__}: {_first_line(exc)}")
                 continue
@@ -97,6 +97,7 @@ class ComplexStepJacobian:
                 self.batching = batching
                 self.engine_name = "complex-step"
                 self.reason = f"complex step validated against reverse mode ({batching})"
+                self._last = (u.detach().clone(), J, r)  # the solver starts here
                 return
             failures.append(f"{batching}: Jacobian differs from reverse mode by {mismatch:.2g}")
         self.reason = (

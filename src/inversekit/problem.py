@@ -26,6 +26,8 @@ Model = Callable[..., Tensor]
 # Rows per chunk are chosen so one chunk's Jacobian (rows x p floats, plus forward-mode
 # intermediates, taken as 8 copies) stays within this many bytes.
 DEFAULT_CHUNK_BYTES = 256 * 2**20
+# Data at least this large are checked chunk by chunk when the model looks rowwise.
+CHUNKED_CHECK_MIN_POINTS = 1_000_000
 
 
 def _to_tensor(name: str, value, dtype: torch.dtype) -> Tensor:
@@ -174,9 +176,7 @@ class LeastSquares:
         self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
         self._check_sizes()
         self.u0 = self.params.pack()
-        start_output = self._check_model()
-        self.rowwise = self._detect_rowwise(start_output) if rowwise is None else bool(rowwise)
-        del start_output  # as large as the data: not kept
+        self.rowwise = self._check_model(rowwise)
         if self.rowwise and not self.noise.diagonal:
             raise InputError("rowwise=True cannot be used with a full inverse_covariance")
         self.chunks = self._make_chunks(chunk_rows)
@@ -199,61 +199,100 @@ class LeastSquares:
                 "problem is underdetermined"
             )
 
-    def _check_model(self) -> Tensor:
-        """The model's output at the start, checked for dtype, shape and finiteness."""
+    def _check_model(self, rowwise: bool | None) -> bool:
+        """Check the model's output at the start (dtype, shape, finite) and decide whether
+        it is rowwise (``rowwise=None``: detect). Large rowwise data are checked chunk by
+        chunk, so the check never holds the model's intermediates for all rows at once."""
+        candidate = rowwise is not False and self._row_candidate()
+        if candidate and self.y.numel() >= CHUNKED_CHECK_MIN_POINTS:
+            probe = self._probe_rows()
+            if probe is not None and self._check_in_chunks(*probe, trust=rowwise is True):
+                return True
         out = call_model(
             self.model, self.params.unpack(self.u0), self.inputs, "the starting parameters"
         )
+        self._check_output(out, tuple(self.y.shape), 0)
+        if rowwise is not None:
+            return bool(rowwise)
+        probe = self._probe_rows() if candidate else None
+        return probe is not None and _same(probe[1], out[probe[0]])
+
+    def _check_output(self, out: Tensor, shape: tuple, first_row: int) -> None:
         if out.dtype != self.dtype:
             raise ModelError(
                 f"the model returned dtype {out.dtype}, expected {self.dtype} (the dtype of y); "
                 "create tensors inside the model with the dtype of the parameters"
             )
-        if out.shape != self.y.shape:
+        if tuple(out.shape) != shape:
             raise ModelError(
                 f"the model output has shape {tuple(out.shape)} but y has shape "
                 f"{tuple(self.y.shape)}"
+                + (f" (rows {first_row}...{first_row + shape[0] - 1})" if first_row else "")
             )
         bad = ~torch.isfinite(out)
         if bool(bad.any()):
-            first = tuple(int(i) for i in torch.nonzero(bad)[0])
+            first = [int(i) for i in torch.nonzero(bad)[0]]
+            first[0] += first_row
             raise ModelError(
-                f"the model output at the starting parameters has {int(bad.sum())} non-finite "
-                f"value(s) (first at index {first}); choose a start where the model is defined"
+                f"the model output at the starting parameters has non-finite value(s) (first "
+                f"at index {tuple(first)}); choose a start where the model is defined"
             )
-        return out.detach()
 
-    def _detect_rowwise(self, start_output: Tensor) -> bool:
+    def _row_candidate(self) -> bool:
+        """Whether rows could be evaluated apart: diagonal noise, and array inputs that all
+        share y's leading dimension."""
         n_rows = self.y.shape[0] if self.y.dim() > 0 else 1
         arrays = [v for v in self.inputs if isinstance(v, Tensor) and v.dim() > 0]
-        if not self.noise.diagonal or n_rows < 4 or not arrays:
-            return False
-        if any(v.shape[0] != n_rows for v in arrays):
-            return False
-        # Rows scattered through the data, not a prefix: a prefix would pass models that
-        # depend on earlier rows only (a cumulative sum, a causal filter).
+        return (
+            self.noise.diagonal
+            and n_rows >= 4
+            and bool(arrays)
+            and all(v.shape[0] == n_rows for v in arrays)
+        )
+
+    def _probe_rows(self) -> tuple[Tensor, Tensor] | None:
+        """``(rows, output)`` of the model on a few rows scattered through the data, or
+        ``None`` if it cannot take them. Scattered, not a prefix: a prefix would pass models
+        that depend on earlier rows only (a cumulative sum, a causal filter)."""
+        n_rows = self.y.shape[0]
         rows = torch.unique(torch.tensor([1, n_rows // 3, n_rows // 2 + 1, n_rows - 2]))
         try:
             part = self.model(self.params.unpack(self.u0), *self._slice_inputs(rows))
         except Exception:  # noqa: BLE001 - a model that cannot take a subset is not rowwise
-            return False
-        full = start_output[rows]
-        return (
-            isinstance(part, Tensor)
-            and part.shape == full.shape
-            and bool(torch.allclose(part, full, rtol=1e-13, atol=0.0, equal_nan=True))
-        )
+            return None
+        if not isinstance(part, Tensor) or tuple(part.shape) != (len(rows), *self.y.shape[1:]):
+            return None
+        return rows, part
+
+    def _check_in_chunks(self, rows: Tensor, part: Tensor, trust: bool) -> bool:
+        """Check the output chunk by chunk; ``False`` (not rowwise) as soon as a probed row
+        differs between its chunk and the probe (unless the user said ``rowwise=True``)."""
+        n_rows = self.y.shape[0]
+        step = self._default_chunk_rows()
+        u = self.params.unpack(self.u0)
+        for start in range(0, n_rows, step):
+            chunk = slice(start, min(start + step, n_rows))
+            out = call_model(self.model, u, self._slice_inputs(chunk), "the starting parameters")
+            self._check_output(out, (chunk.stop - start, *self.y.shape[1:]), start)
+            inside = (rows >= start) & (rows < chunk.stop)
+            if not trust and not _same(part[inside], out[rows[inside] - start]):
+                return False
+        return True
 
     def _make_chunks(self, chunk_rows: int | None) -> list[slice | None]:
         if not self.rowwise:
             return [None]
         n_rows = self.y.shape[0]
         if chunk_rows is None:
-            per_row = max(1, self.y[0].numel()) * (self.params.n_free + 1) * 8 * 8
-            chunk_rows = max(1024, DEFAULT_CHUNK_BYTES // per_row)
+            chunk_rows = self._default_chunk_rows()
         if chunk_rows < 1:
             raise InputError(f"chunk_rows must be >= 1, got {chunk_rows}")
         return [slice(i, min(i + chunk_rows, n_rows)) for i in range(0, n_rows, chunk_rows)]
+
+    def _default_chunk_rows(self) -> int:
+        """Rows whose forward-mode work (rows x (p + 1), 8 copies) fits the chunk budget."""
+        per_row = max(1, self.y[0].numel()) * (self.params.n_free + 1) * 8 * 8
+        return max(1024, DEFAULT_CHUNK_BYTES // per_row)
 
     # --- evaluation -----------------------------------------------------------------
     def _slice_inputs(self, rows: slice | Tensor | None) -> tuple:
@@ -356,6 +395,11 @@ class LeastSquares:
         """The model evaluated at ``u`` on every input (shaped like ``y``)."""
         with torch.no_grad():
             return self.model(self.params.unpack(u), *self.inputs)
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    """Model outputs equal to rounding (the same rows evaluated in different company)."""
+    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-13, atol=0.0, equal_nan=True))
 
 
 def _same_point(a: Tensor, b: Tensor) -> bool:
