@@ -219,6 +219,12 @@ def _batched_unpack(params, U: Tensor, data_dims: int) -> dict[str, Tensor]:
 
     The trailing ones let a batched scalar parameter broadcast against the data arrays.
     """
+    if params._all_scalar:  # one reshape and one unbind for all parameters
+        columns = U.mT.reshape(U.shape[1], U.shape[0], *([1] * data_dims)).unbind(0)
+        out = dict(params.values)
+        for name, column in zip(params.free_names, columns, strict=True):
+            out[name] = params.bijections[name].forward(column)
+        return out
     values = params.unpack(U)
     out = {}
     for name, value in values.items():

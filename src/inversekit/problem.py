@@ -176,8 +176,8 @@ class LeastSquares:
         self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
         self._check_sizes()
         self.u0 = self.params.pack()
-        self.rowwise = self._check_model(rowwise)
-        if self.rowwise and not self.noise.diagonal:
+        self._rowwise = self._check_model(rowwise)  # None: detected when first asked
+        if rowwise and not self.noise.diagonal:
             raise InputError("rowwise=True cannot be used with a full inverse_covariance")
         self.chunks = self._make_chunks(chunk_rows)
         self._chunk_residuals = [self.residual_function(rows) for rows in self.chunks]
@@ -214,8 +214,20 @@ class LeastSquares:
         self._check_output(out, tuple(self.y.shape), 0)
         if rowwise is not None:
             return bool(rowwise)
+        if candidate and self._default_chunk_rows() >= self.y.shape[0]:
+            return None  # one chunk anyway: detect only if asked (a few model calls saved)
         probe = self._probe_rows() if candidate else None
         return probe is not None and _same(probe[1], out[probe[0]])
+
+    @property
+    def rowwise(self) -> bool:
+        """Whether output row ``i`` depends only on row ``i`` of the array inputs (so rows
+        can be evaluated in chunks): given, or detected on a few scattered rows."""
+        if self._rowwise is None:
+            probe = self._probe_rows()
+            out = self.model_output(self.u0)
+            self._rowwise = probe is not None and _same(probe[1], out[probe[0]])
+        return self._rowwise
 
     def _check_output(self, out: Tensor, shape: tuple, first_row: int) -> None:
         if out.dtype != self.dtype:
@@ -280,6 +292,8 @@ class LeastSquares:
         return True
 
     def _make_chunks(self, chunk_rows: int | None) -> list[slice | None]:
+        if chunk_rows is None and self.y.dim() > 0 and self._default_chunk_rows() >= len(self.y):
+            return [None]  # one chunk: all rows at once, rowwise or not
         if not self.rowwise:
             return [None]
         n_rows = self.y.shape[0]
