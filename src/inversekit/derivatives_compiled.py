@@ -40,10 +40,16 @@ from inversekit.derivatives import ChunkedJacobian, NormalEquations
 # working sets, which measured fastest (65,536 rows for 11 parameters).
 COMPILED_CHUNK_BYTES = 48 * 2**20
 MIN_CHUNK_ROWS = 1024
+# The one-loop kernel is used up to this many free (scalar) parameters, on chunks of
+# about this many data points.
+FUSED_MAX_PARAMS = 24
+FUSED_CHUNK_POINTS = 2**18
 # Step, in units of the velocity, of the differences for second directional derivatives.
 GEODESIC_STEP = 1e-3
-# Agreement required between the first compiled chunk and the eager engine.
+# Agreement required between the first compiled chunk and the eager engine, on this
+# many rows.
 CHECK_RTOL = 1e-10
+CHECK_ROWS = 2048
 
 _KERNELS: dict[tuple, tuple[Callable, Callable, object]] = {}
 _VERIFIED: set[tuple] = set()  # kernels whose first result agreed with eager AD
@@ -159,6 +165,9 @@ class CompiledJacobian:
         inner = y[0].numel() if pr.rowwise else y.numel()
         if not pr.rowwise:
             rows = n_rows
+        elif chunk_rows is None and _fused(pr.params):
+            # no Jacobian is stored: big chunks, fewer calls (each costs ~0.2 ms of guards)
+            rows = min(1 << max(10, (FUSED_CHUNK_POINTS // inner).bit_length() - 1), n_rows)
         elif chunk_rows is None:
             rows = min(chunk_rows_for(inner, pr.params.n_free), n_rows)
         else:
@@ -214,10 +223,11 @@ class CompiledJacobian:
         _VERIFIED.discard(key)
         _enable_disk_cache()
         normal, geodesic = _make_kernels(pr.model, pr.params)
-        compiled = (
-            torch.compile(normal, dynamic=False, fullgraph=True),
-            torch.compile(geodesic, dynamic=False, fullgraph=True),
-        )
+        if _fused(pr.params):
+            normal = _Pretraced(_make_fused_normal(pr.model, pr.params), _fusion_options())
+        else:
+            normal = torch.compile(normal, dynamic=False, fullgraph=True)
+        compiled = (normal, torch.compile(geodesic, dynamic=False, fullgraph=True))
         _KERNELS[key] = (*compiled, pr.model)
         return compiled
 
@@ -228,7 +238,7 @@ class CompiledJacobian:
             y, sw, arrays = self._chunks[0]
             t = time.perf_counter()
             with torch.no_grad():
-                A, g, cost = normal(u, y, sw, *arrays)
+                A, g, cost = _unpacked(normal(u, y, sw, *arrays))
             self.compile_seconds = time.perf_counter() - t
         except Exception as exc:  # noqa: BLE001 - any compile failure means: stay eager
             self._fall_back(f"compilation failed ({type(exc).__name__}: {_first_line(exc)})")
@@ -236,8 +246,7 @@ class CompiledJacobian:
         # A kernel is checked once per process: what could go wrong is the compilation,
         # not the data it is later given.
         if self._check and self._key not in _VERIFIED:
-            reference = _eager_chunk(self.problem, u, y, sw, arrays)
-            mismatch = _relative_mismatch((A, g), reference)
+            mismatch = self._check_kernel(normal, u, y, sw, arrays)
             if not mismatch <= CHECK_RTOL:
                 self._fall_back(
                     f"compiled kernel disagrees with eager AD (relative {mismatch:.2g})"
@@ -245,6 +254,21 @@ class CompiledJacobian:
                 return None
             _VERIFIED.add(self._key)
         return NormalEquations(A, g, float(cost))
+
+    def _check_kernel(self, normal: Callable, u: Tensor, y: Tensor, sw: Tensor, arrays) -> float:
+        """Relative disagreement of the kernel with eager forward mode on the first chunk.
+
+        For a rowwise chunk only its first ``CHECK_ROWS`` rows are compared (the kernel gets
+        the chunk with the other rows' weights set to zero): eager forward mode over a whole
+        chunk would cost seconds, as much as the compilation it checks."""
+        rows = CHECK_ROWS if self.problem.rowwise and len(y) > CHECK_ROWS else len(y)
+        with torch.no_grad():
+            masked = sw.clone()
+            masked[rows:] = 0.0
+            got = _unpacked(normal(u, y, masked, *arrays))[:2]
+        head = tuple(v[:rows] if row else v for v, row in zip(arrays, self._row_input, strict=True))
+        want = _eager_chunk(self.problem, u, y[:rows], sw[:rows], head)
+        return _relative_mismatch(got, want)
 
     # --- the ChunkedJacobian interface ----------------------------------------------
     def normal_equations(self, u: Tensor) -> NormalEquations:
@@ -267,7 +291,7 @@ class CompiledJacobian:
             with torch.no_grad():
                 cost_t = u.new_zeros(())
                 for y, sw, arrays in self._chunks[start:]:
-                    Ac, gc, cc = normal(u, y, sw, *arrays)
+                    Ac, gc, cc = _unpacked(normal(u, y, sw, *arrays))
                     A += Ac
                     g += gc
                     cost_t += cc
@@ -336,6 +360,114 @@ def _make_kernels(model: Callable, params) -> tuple[Callable, Callable]:
         return jacfwd(fn)(u).mT @ second
 
     return normal, geodesic
+
+
+def _fused(params) -> bool:
+    """Whether the one-loop kernel applies: scalar free parameters, not too many of them
+    (its ``p(p+1)/2`` accumulators must stay in registers and its compile time short)."""
+    return params._all_scalar and params.n_free <= FUSED_MAX_PARAMS
+
+
+def _make_fused_normal(model: Callable, params) -> Callable:
+    """The per-chunk kernel ``(u, y, s, *inputs) -> (upper(A) packed, g, cost)`` as one loop.
+
+    Each column ``J[:, k]`` is its own ``jvp`` in which only parameter ``k`` carries a
+    tangent, so the tangent arithmetic runs only through the operations that use it (one
+    ``jvp`` over all parameters pushes every tangent through every operation). The
+    ``p(p+1)/2`` products ``Σ J_i J_j``, the ``p`` sums ``Σ J_i r`` and the cost are explicit
+    reductions that inductor fuses, with the model, into a single pass over the rows:
+    ``J`` is never stored. On CPU this is about four times faster than forming ``J`` and
+    calling a matrix product (1e7 rows, 11 parameters: 0.21 s against 0.81 s per pass).
+    """
+    free = params.free_names
+
+    def normal(u: Tensor, y: Tensor, sw: Tensor, *inputs) -> tuple[Tensor, Tensor, Tensor]:
+        base = params.unpack(u)
+        pieces = u.unbind(-1)
+        columns, r = [], None
+        for k, name in enumerate(free):
+            bijection = params.bijections[name]
+
+            def residuals(piece: Tensor, name=name, bijection=bijection) -> Tensor:
+                values = dict(base)
+                values[name] = bijection.forward(piece)
+                return (sw * (model(values, *inputs) - y)).reshape(-1)
+
+            r, column = jvp(residuals, (pieces[k],), (torch.ones_like(pieces[k]),))
+            columns.append(column)
+        p = len(columns)
+        upper = [(columns[i] * columns[j]).sum() for i in range(p) for j in range(i, p)]
+        g = [(c * r).sum() for c in columns]
+        return torch.stack(upper), torch.stack(g), 0.5 * (r * r).sum()
+
+    return normal
+
+
+class _Pretraced:
+    """``fn`` traced by ``make_fx`` to a flat graph of aten operations at its first call,
+    then compiled. Compared with letting dynamo trace the ``jvp`` calls itself, tracing is
+    quicker and AOTAutograd's on-disk cache applies (it skips graphs that contain ``jvp``),
+    so a later process with a warm cache compiles in about half the time. Falls back to
+    dynamo when an input is not a tensor (make_fx would bake it into the graph)."""
+
+    def __init__(self, fn: Callable, options: dict):
+        self.fn, self.options, self.compiled = fn, options, None
+
+    def __call__(self, *args):
+        if self.compiled is None:
+            self.compiled = torch.compile(
+                self._trace(args), dynamic=False, fullgraph=True, options=self.options
+            )
+        return self.compiled(*args)
+
+    def _trace(self, args: tuple) -> Callable:
+        if not all(isinstance(a, Tensor) for a in args):
+            return self.fn
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        with torch.no_grad():
+            gm = make_fx(self.fn, tracing_mode="fake")(*args)
+        for node in list(gm.graph.nodes):  # jvp leaves unused size checks dynamo rejects
+            if node.op == "call_function" and "is_same_size" in str(node.target) and not node.users:
+                gm.graph.erase_node(node)
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+        return gm
+
+
+def _unpacked(out: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """``(A, g, cost)`` from a kernel's output, unpacking a fused kernel's triangle."""
+    A, g, cost = out
+    if A.dim() == 2:
+        return A, g, cost
+    p = g.numel()
+    i, j = torch.triu_indices(p, p, device=A.device)
+    full = A.new_zeros(p, p)
+    full[i, j] = A
+    full[j, i] = A
+    return full, g, cost
+
+
+def _fusion_options() -> dict:
+    """Inductor options that let the fused kernel's many reductions share one loop: larger
+    fusion limits, and horizontal fusion not refused for nodes more than 64 apart in the
+    graph (inductor's default rule, lifted through its supported choices hook)."""
+    import torch._inductor.config as inductor_config
+    from torch._inductor.choices import InductorChoices
+
+    class FuseFarNodes(InductorChoices):
+        @staticmethod
+        def can_fuse_horizontal(scheduler, node1, node2, shared_data_score) -> bool:
+            return shared_data_score >= inductor_config.score_fusion_memory_threshold
+
+        def uuid(self) -> str:  # part of inductor's cache key
+            return "inversekit-fuse-far-nodes-1"
+
+    return {
+        "max_fusion_size": 1000,
+        "cpp.max_horizontal_fusion_size": 1000,
+        "inductor_choices_class": FuseFarNodes,
+    }
 
 
 def _padded(t: Tensor, start: int, stop: int, pad: int, zero: bool) -> Tensor:
