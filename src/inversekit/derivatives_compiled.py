@@ -148,6 +148,9 @@ class CompiledJacobian:
         self.reason = "compiled, fused per-chunk JᵀJ accumulation"
         self.compile_seconds: float | None = None
         self._check = check
+        self._fused = _fused(problem.params)
+        if self._fused:
+            self.reason = "compiled one-loop kernel (a jvp per parameter; JᵀJ, Jᵀr, cost fused)"
         unavailable = compile_unavailable()
         if unavailable is None and not problem.noise.diagonal:
             unavailable = "a full inverse covariance is not supported by the compiled engine"
@@ -165,7 +168,7 @@ class CompiledJacobian:
         inner = y[0].numel() if pr.rowwise else y.numel()
         if not pr.rowwise:
             rows = n_rows
-        elif chunk_rows is None and _fused(pr.params):
+        elif chunk_rows is None and self._fused:
             # no Jacobian is stored: big chunks, fewer calls (each costs ~0.2 ms of guards)
             rows = min(1 << max(10, (FUSED_CHUNK_POINTS // inner).bit_length() - 1), n_rows)
         elif chunk_rows is None:
@@ -215,6 +218,7 @@ class CompiledJacobian:
             tuple(_tensor_signature(a) for a in arrays),
             pr.dtype,
             str(pr.device),
+            self._fused,
         )
         self._key = key
         hit = _KERNELS.get(key)
@@ -223,7 +227,7 @@ class CompiledJacobian:
         _VERIFIED.discard(key)
         _enable_disk_cache()
         normal, geodesic = _make_kernels(pr.model, pr.params)
-        if _fused(pr.params):
+        if self._fused:
             normal = _Pretraced(_make_fused_normal(pr.model, pr.params), _fusion_options())
         else:
             normal = torch.compile(normal, dynamic=False, fullgraph=True)
@@ -241,6 +245,10 @@ class CompiledJacobian:
                 A, g, cost = _unpacked(normal(u, y, sw, *arrays))
             self.compile_seconds = time.perf_counter() - t
         except Exception as exc:  # noqa: BLE001 - any compile failure means: stay eager
+            if self._fused:  # torch cannot trace every model per parameter: try the other
+                self._fused = False
+                self.reason += f" (one-loop kernel failed: {type(exc).__name__}; J by jacfwd)"
+                return self._first_call(u)
             self._fall_back(f"compilation failed ({type(exc).__name__}: {_first_line(exc)})")
             return None
         # A kernel is checked once per process: what could go wrong is the compilation,
