@@ -323,3 +323,17 @@ def test_compiled_batched_engine_agrees_with_eager_and_fits_the_same():
     fit_c, fit_e = ik.fit(compiled), ik.fit(eager)
     assert bool(fit_c.success.all())
     torch.testing.assert_close(fit_c.x, fit_e.x, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["vmap", "eager"])
+def test_reverse_mode_product_equals_jacobian_transpose(engine):
+    y, start = make(6, seed=7)
+    problem = BatchedLeastSquares(
+        peak, template(), inputs=(X,), y=y, sigma=0.05, start=start, jacobian=engine
+    )
+    idx = torch.tensor([0, 2, 5])
+    u = problem.u0[idx] + 0.03
+    w = torch.randn(3, N, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    J, _ = problem.jacobians(u, idx)
+    want = (J.mT @ w[..., None])[..., 0]
+    torch.testing.assert_close(problem.vjp(u, idx, w), want, rtol=1e-12, atol=1e-12)

@@ -387,6 +387,18 @@ class BatchedLeastSquares:
         r = self.residuals(u, idx)
         return 0.5 * (r * r).sum(dim=1)
 
+    def vjp(self, u: Tensor, idx: Tensor, w: Tensor) -> Tensor:
+        """``(k, p)``: ``J_bᵀ w_b`` of problems ``idx`` at ``u``, by one reverse-mode pass
+        (the problems are independent, so the gradient of ``Σ_b w_b·r_b`` is all of them)."""
+        with torch.enable_grad():
+            x = u.detach().requires_grad_(True)
+            if self.form is not None:
+                r = self.form.residual(x, *self.form.args(idx))
+            else:
+                r = self._map(self._residual, x, self.batch_args(idx))
+            (out,) = torch.autograd.grad(r, x, w)
+        return out
+
     def jacobians(self, u: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
         """``(J, r)``: whitened Jacobians ``(k, n, p)`` and residuals ``(k, n)`` at ``u``."""
         if self.form is not None:
