@@ -23,6 +23,14 @@ from benchmarks.child import Probe, import_torch, require_inversekit, serve, tim
 TIGHT = {"ftol": 1e-14, "xtol": 1e-14, "gtol": 0.0}
 
 
+def chi2(data: dict[str, np.ndarray], params: np.ndarray) -> np.ndarray:
+    """Every problem's chi-square at ``params`` (B, 4), computed the same way for all sides."""
+    a, c, w, b0 = (params[:, i : i + 1] for i in range(4))
+    z = (X[None, :] - c) / w
+    f = a * np.exp(-0.5 * z * z) + b0 + data["b1"][:, None] * X[None, :]
+    return (((f - data["y"]) / SIGMA) ** 2).sum(axis=1)
+
+
 def curve_fit_side(data: dict[str, np.ndarray], opts: dict):
     """A loop of ``curve_fit`` (analytic Jacobian): ``(params (B, 4), converged (B,))``."""
     from scipy.optimize import curve_fit
@@ -105,7 +113,7 @@ def work(task: dict[str, Any], probe: Probe) -> dict[str, Any]:
     params, ok, extra = out
     path = Path(case["outdir"]) / f"{task['side']}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, params=params, ok=ok)
+    np.savez(path, params=params, ok=ok, chi2=chi2(data, params))
     B = params.shape[0]
     quality: dict[str, Any] = {"file": str(path), "converged": int(ok.sum()), "problems": B}
     if extra is not None:
