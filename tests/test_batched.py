@@ -337,3 +337,18 @@ def test_reverse_mode_product_equals_jacobian_transpose(engine):
     J, _ = problem.jacobians(u, idx)
     want = (J.mT @ w[..., None])[..., 0]
     torch.testing.assert_close(problem.vjp(u, idx, w), want, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_batch_matches_float64_to_float32_accuracy():
+    y, start = make(4, seed=8)
+    kwargs = dict(inputs=(X,), sigma=0.05)
+    r64 = ik.fit(BatchedLeastSquares(peak, template(), y=y, start=start, **kwargs))
+    r32 = ik.fit(
+        BatchedLeastSquares(
+            peak, template(), y=y.float(), start=start, dtype=torch.float32, **kwargs
+        )
+    )
+    assert bool(r32.success.all()) and r32.stderr["a"].dtype == torch.float32
+    for k in NAMES:
+        torch.testing.assert_close(r32.stderr[k].double(), r64.stderr[k], rtol=1e-3, atol=0.0)
+        torch.testing.assert_close(r32.params[k].double(), r64.params[k], rtol=1e-4, atol=1e-5)

@@ -158,6 +158,24 @@ def test_non_holomorphic_model_falls_back_to_eager(op):
     assert_same_normal_equations(problem.normal_equations(u), reference.normal_equations(u))
 
 
+@pytest.mark.parametrize("n", [40, 50, 200])
+@pytest.mark.parametrize("scale", [1.0, 1e-10])
+def test_abs_of_a_parameter_is_never_taken_for_holomorphic(n, scale):
+    """abs(x - b) zeroes the complex step's column for b: the check must see it for every
+    size of data and of residuals (a ±1 projection can cancel; tiny residuals must not
+    pass an absolute tolerance)."""
+
+    def model(p, x):
+        return p["a"] * torch.abs(x - p["b"])
+
+    x = np.linspace(-3, 3, n)
+    y = scale * np.abs(x - 0.3)
+    problem = ik.LeastSquares(
+        model, ik.Params(a=scale, b=0.2), inputs=(x,), y=y, jacobian="complex-step"
+    )
+    assert problem.jacobian.engine_name == "eager", problem.jacobian.reason
+
+
 @pytest.mark.parametrize("name", ["Misra1a", "MGH17", "ENSO"])
 def test_fit_with_complex_step_reaches_the_certified_minimum(name):
     data = nist.read_strd(shared_dir() / "data" / "nist_strd" / f"{name}.dat")

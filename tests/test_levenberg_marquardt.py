@@ -270,27 +270,34 @@ def test_rowwise_detection():
     assert not smooth.rowwise
 
 
-def test_large_data_are_checked_chunk_by_chunk():
+def test_large_data_are_checked_chunk_by_chunk(monkeypatch):
     """From CHUNKED_CHECK_MIN_POINTS on, a rowwise model is checked in row chunks (its
     intermediates are never held for all rows): same detection, same errors."""
-    from inversekit.problem import CHUNKED_CHECK_MIN_POINTS
+    import inversekit.problem as problem_module
 
-    n = CHUNKED_CHECK_MIN_POINTS + 5
+    monkeypatch.setattr(problem_module, "DEFAULT_CHUNK_BYTES", 2**26)  # 262,144-row chunks
+    n = problem_module.CHUNKED_CHECK_MIN_POINTS + 5
     x = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
     y = 2.0 * torch.exp(-1.5 * x)
     params = ik.Params(a=1.0, k=1.0, c=0.0)
-    problem = ik.LeastSquares(decay, params, inputs=(x,), y=y, chunk_rows=300_000)
+    problem = ik.LeastSquares(decay, params, inputs=(x,), y=y)
+    assert problem._default_chunk_rows() == 262_144
     assert problem.rowwise and len(problem.chunks) == 4
     cumulative = ik.LeastSquares(
         lambda p, x: torch.cumsum(decay(p, x), 0) / n, params, inputs=(x,), y=y
     )
     assert not cumulative.rowwise
 
-    def blows_up_late(p, x):  # not finite on the last row only, found in the last chunk
-        return decay(p, x) / (x < 1.0)
+    def per_chunk_scale(p, x):  # depends on the rows it is given (their largest x)
+        return decay(p, x) * x.max()
 
-    with pytest.raises(ik.ModelError, match=rf"first at index \({n - 1},\)"):
-        ik.LeastSquares(blows_up_late, params, inputs=(x,), y=y)
+    assert not ik.LeastSquares(per_chunk_scale, params, inputs=(x,), y=y).rowwise
+
+    def blows_up(p, x):  # not finite at one row in the third chunk
+        return decay(p, x) / (x != x[600_000])
+
+    with pytest.raises(ik.ModelError, match=r"first at index \(600000,\)"):
+        ik.LeastSquares(blows_up, params, inputs=(x,), y=y)
 
 
 def test_budgets_and_callback_stop_with_their_own_status():

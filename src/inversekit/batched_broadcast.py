@@ -40,41 +40,30 @@ CHECK_RTOL = 1e-12
 _KERNELS: dict[tuple, tuple[Callable, Callable, object]] = {}
 
 
-class BroadcastForm:
-    """Residuals and normal equations of a :class:`BatchedLeastSquares` in broadcast form.
+class _Functions:
+    """The broadcast-form functions of one chunk of problems. They hold only the model, the
+    parameter layout and the per-problem data shape (every array is an argument), so a
+    compiled copy cached for the process keeps no problem's data alive."""
 
-    Args:
-        problem: the batched problem (its params must all be scalars per problem).
-        compiled: use ``torch.compile``'d kernels over fixed-size padded chunks.
-    """
+    def __init__(self, model: Callable, params, data_shape: tuple):
+        self.model, self.params, self.data_shape = model, params, data_shape
 
-    def __init__(self, problem, compiled: bool = False):
-        self.problem = problem
-        self.compiled = compiled
-        self.chunk = problem.chunk_size
-        self._kernels: tuple[Callable, Callable] | None = None
-
-    # --- the functions (one chunk of problems) ---------------------------------------
     def residual(self, u: Tensor, fixed: dict, y: Tensor, sw: Tensor, *inputs) -> Tensor:
-        """``(k, n)`` whitened residuals of ``k`` problems at ``u`` (``(k, p)``).
-
-        ``inputs`` are the model's inputs with the per-problem ones cut to the chunk. Every
-        array comes in as an argument, so a compiled kernel serves any problem with the same
-        model, parameter layout and shapes."""
-        pr = self.problem
-        ones = [1] * (pr.y.dim() - 1)
+        """``(k, n)`` whitened residuals of ``k`` problems at ``u`` (``(k, p)``); ``inputs``
+        are the model's inputs with the per-problem ones cut to the chunk."""
+        ones = [1] * len(self.data_shape)
         values = {}
-        for n in pr.params:
+        for n in self.params:
             if n in fixed:
                 values[n] = fixed[n].reshape(-1, *ones)
             else:
-                piece = u[:, pr.params.slices[n]]
-                values[n] = pr.params.bijections[n].forward(piece).reshape(-1, *ones)
-        f = pr.model(values, *inputs)
+                piece = u[:, self.params.slices[n]]
+                values[n] = self.params.bijections[n].forward(piece).reshape(-1, *ones)
+        f = self.model(values, *inputs)
         k = u.shape[0]
-        if tuple(f.shape) != (k, *pr.y.shape[1:]):
+        if tuple(f.shape) != (k, *self.data_shape):
             raise ValueError(f"broadcast output has shape {tuple(f.shape)}")
-        return sw * (f.reshape(k, -1) - y)
+        return sw * (f.reshape(k, -1) - y.reshape(k, -1))
 
     def jacobian(self, u: Tensor, fixed: dict, y: Tensor, sw: Tensor, *inputs):
         """``(J (p, k, n), r (k, n))`` of ``k`` problems: ``p`` tangents pushed at once."""
@@ -94,12 +83,30 @@ class BroadcastForm:
         g = torch.einsum("pbn,bn->bp", J, r)
         return A, g, 0.5 * (r * r).sum(1)
 
-    # --- chunked evaluation over a subset of problems --------------------------------
     def cost(self, u: Tensor, fixed: dict, y: Tensor, sw: Tensor, *inputs) -> Tensor:
         """``(k,)`` ``½ chi2`` of ``k`` problems."""
         r = self.residual(u, fixed, y, sw, *inputs)
         return 0.5 * (r * r).sum(1)
 
+
+class BroadcastForm:
+    """Residuals and normal equations of a :class:`BatchedLeastSquares` in broadcast form.
+
+    Args:
+        problem: the batched problem (its params must all be scalars per problem).
+        compiled: use ``torch.compile``'d kernels over fixed-size padded chunks.
+    """
+
+    def __init__(self, problem, compiled: bool = False):
+        self.problem = problem
+        self.compiled = compiled
+        self.chunk = problem.chunk_size
+        self.fns = _Functions(problem.model, problem.params, tuple(problem.y.shape[1:]))
+        self.residual, self.jacobian = self.fns.residual, self.fns.jacobian
+        self.normal, self.cost = self.fns.normal, self.fns.cost
+        self._kernels: tuple[Callable, Callable] | None = None
+
+    # --- chunked evaluation over a subset of problems --------------------------------
     def residuals(self, u: Tensor, idx: Tensor) -> Tensor:
         """``(k, n)`` residuals of problems ``idx`` at ``u`` (``(k, p)``; eager)."""
         return self._chunked(self.residual, u, idx, pad=False)[0]
@@ -213,8 +220,8 @@ def _compiled_kernels(form: BroadcastForm) -> tuple[Callable, Callable]:
         return hit[0], hit[1]
     _enable_disk_cache()
     kernels = (
-        torch.compile(form.normal, dynamic=False, fullgraph=True),
-        torch.compile(form.cost, dynamic=False, fullgraph=True),
+        torch.compile(form.fns.normal, dynamic=False, fullgraph=True),
+        torch.compile(form.fns.cost, dynamic=False, fullgraph=True),
     )
     _KERNELS[key] = (*kernels, pr.model)
     return kernels

@@ -144,6 +144,10 @@ def batched_result(problem, st, run, *, solver: str) -> BatchedFitResult:
     unc = _Uncertainty.nan(B, p, st.u)
     if idx.numel():
         A = st.A[idx]
+        if A.dtype != torch.float64:  # float32 JᵀJ would square float32's rounding
+            J, _ = problem.jacobians(st.u[idx], idx)
+            J = J.to(torch.float64)
+            A = J.mT @ J
         cost[idx] = st.costs[idx]
         # Non-finite normal equations (status NONFINITE) would make eigh raise: leave NaN.
         ok = torch.isfinite(A).flatten(1).all(1) & torch.isfinite(cost[idx])
@@ -238,9 +242,9 @@ class _Uncertainty:
         from each problem's ``A = JᵀWJ`` at the solution (which the solver already has).
 
         ``A`` is scaled to unit diagonal before its eigendecomposition, so the inverse is
-        accurate to about ``cond(scaled J)² · eps`` (the few parameters of a batched
-        problem are rarely that ill-conditioned; a single-problem fit of a small problem
-        uses the SVD of ``J`` instead).
+        accurate to about ``cond(scaled J)² · eps``: fine in float64 for the conditioning
+        of most batched models (a single-problem fit of a small problem uses the SVD of
+        ``J`` instead). For float32 data ``A`` is formed from ``J`` in float64.
         """
         if idx.numel() == 0:
             return
@@ -273,8 +277,10 @@ class _Uncertainty:
         corr = cov / (sd[:, :, None] * sd[:, None, :])
         bad = ~torch.isfinite(stderr)
         corr = torch.where(bad[:, :, None] | bad[:, None, :], math.nan, corr)
-        self.covariance[idx], self.correlation[idx], self.stderr[idx] = cov, corr, stderr
-        self.condition[idx], self.eig[idx], self.V[idx] = condition, eig / top, V
+        dtype = self.covariance.dtype  # the problem's (A may be float64 for float32 data)
+        self.covariance[idx], self.correlation[idx] = cov.to(dtype), corr.to(dtype)
+        self.stderr[idx], self.condition[idx] = stderr.to(dtype), condition.to(dtype)
+        self.eig[idx], self.V[idx] = (eig / top).to(dtype), V.to(dtype)
         self.pinned[idx], self.singular[idx] = pinned, singular
 
 

@@ -2,18 +2,23 @@
 
 For a chunk of rows ``c`` the kernel computes, in one ``torch.compile``'d graph,
 
-    r_c = s_c ⊙ (f(x_c; u) - y_c),     J_c = ∂r_c/∂u   (forward mode, ``jacfwd``),
+    r_c = s_c ⊙ (f(x_c; u) - y_c),     J_c = ∂r_c/∂u   (forward mode),
     A  += J_cᵀ J_c,     g += J_cᵀ r_c,     cost += ½ r_c·r_c
 
-where ``s_c`` are the square-root weights (ones with unit weights). Inductor fuses the
-model, its tangents and the reductions, so ``J_c`` lives only in cache-sized pieces and the
-full Jacobian is never formed. Every chunk has the same number of rows so the graph is
-compiled once (``dynamic=False``): the last partial chunk is padded by repeating its last
-row with weight zero, which keeps the model finite there and adds nothing to ``A``, ``g``
-or ``cost``.
+where ``s_c`` are the square-root weights (ones with unit weights). When every free
+parameter is a scalar (up to ``FUSED_MAX_PARAMS``), each column of ``J_c`` is its own
+``jvp`` and the ``p(p+1)/2`` products, ``p`` gradient sums and the cost are explicit
+reductions that inductor fuses with the model into one loop over the rows, so ``J_c`` is
+never stored (about four times faster than forming it and multiplying by BLAS); the graph
+is traced by ``make_fx`` first so that AOTAutograd's disk cache applies. Otherwise, or if
+that kernel does not compile, ``J_c`` comes from ``jacfwd`` and ``J_cᵀJ_c`` from a matrix
+product. Every chunk has the same number of rows so the graph is compiled once
+(``dynamic=False``): the last partial chunk is padded by repeating its last row with
+weight zero, which keeps the model finite there and adds nothing to ``A``, ``g`` or
+``cost``.
 
 Compiled kernels are cached in-process (keyed on the model function, the parameter layout,
-the shapes, dtype and device of the chunk) and on disk by inductor's FX graph cache, under
+the shapes, dtype and device of the chunk) and on disk by inductor's caches, under
 ``$INVERSEKIT_CACHE/inductor`` or ``~/.cache/inversekit/inductor`` unless
 ``TORCHINDUCTOR_CACHE_DIR`` is already set. Whatever goes wrong while compiling (no C++
 compiler, an operation dynamo cannot trace) or a first result that disagrees with the eager
@@ -53,6 +58,7 @@ CHECK_ROWS = 2048
 
 _KERNELS: dict[tuple, tuple[Callable, Callable, object]] = {}
 _VERIFIED: set[tuple] = set()  # kernels whose first result agreed with eager AD
+_UNFUSABLE: set[tuple] = set()  # (model, layout) whose one-loop kernel failed to compile
 
 
 def inductor_cache_dir() -> Path:
@@ -148,7 +154,10 @@ class CompiledJacobian:
         self.reason = "compiled, fused per-chunk JᵀJ accumulation"
         self.compile_seconds: float | None = None
         self._check = check
-        self._fused = _fused(problem.params)
+        self._fused = _fused(problem.params) and (
+            (id(problem.model), _param_signature(problem.params)) not in _UNFUSABLE
+        )
+        self._chunk_rows_option = chunk_rows
         if self._fused:
             self.reason = "compiled one-loop kernel (a jvp per parameter; JᵀJ, Jᵀr, cost fused)"
         unavailable = compile_unavailable()
@@ -246,15 +255,22 @@ class CompiledJacobian:
             self.compile_seconds = time.perf_counter() - t
         except Exception as exc:  # noqa: BLE001 - any compile failure means: stay eager
             if self._fused:  # torch cannot trace every model per parameter: try the other
+                _KERNELS.pop(self._key, None)
+                _UNFUSABLE.add((id(self.problem.model), _param_signature(self.problem.params)))
                 self._fused = False
-                self.reason += f" (one-loop kernel failed: {type(exc).__name__}; J by jacfwd)"
+                self._layout(self._chunk_rows_option)  # the jacfwd kernel holds J: smaller
+                self.reason = f"compiled jacfwd kernel (one-loop kernel: {type(exc).__name__})"
                 return self._first_call(u)
             self._fall_back(f"compilation failed ({type(exc).__name__}: {_first_line(exc)})")
             return None
         # A kernel is checked once per process: what could go wrong is the compilation,
         # not the data it is later given.
         if self._check and self._key not in _VERIFIED:
-            mismatch = self._check_kernel(normal, u, y, sw, arrays)
+            try:
+                mismatch = self._check_kernel(normal, u, y, sw, arrays)
+            except Exception as exc:  # noqa: BLE001 - no reference, no trust: stay eager
+                self._fall_back(f"kernel check failed ({type(exc).__name__}: {_first_line(exc)})")
+                return None
             if not mismatch <= CHECK_RTOL:
                 self._fall_back(
                     f"compiled kernel disagrees with eager AD (relative {mismatch:.2g})"

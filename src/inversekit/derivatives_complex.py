@@ -34,7 +34,7 @@ STEP = 1e-20
 # rounding; a non-holomorphic model errs by order one).
 CHECK_RTOL = 1e-8
 # A second difference below this multiple of eps·max|r| is rounding, not curvature.
-_UNRESOLVED = 1e3 * 2.220446049250313e-16
+_UNRESOLVED = 1e3
 _COMPLEX = {torch.float64: torch.complex128, torch.float32: torch.complex64}
 
 
@@ -136,7 +136,7 @@ class ComplexStepJacobian:
         return self._cinputs
 
     def _real_residuals(self, u: Tensor) -> Tensor:
-        return self.problem.residuals(u)
+        return self.problem._residuals_at(u)
 
     def _evaluate(self, u: Tensor, batching: str | None = None) -> tuple[Tensor, Tensor]:
         """``(J, r)`` at ``u`` from one batched complex evaluation."""
@@ -194,9 +194,10 @@ class ComplexStepJacobian:
         if self.engine_name != "complex-step":
             return self.eager.geodesic_rhs(u, v)
         J, r0 = self._jacobian(u)
-        r1 = self.problem.residuals(u + v)
+        r1 = self.problem._residuals_at(u + v)
         second = 2.0 * ((r1 - r0) - J @ v)
-        noise = _UNRESOLVED * float(torch.maximum(r0.abs().max(), r1.abs().max()))
+        eps = torch.finfo(r0.dtype).eps
+        noise = _UNRESOLVED * eps * float(torch.maximum(r0.abs().max(), r1.abs().max()))
         if not float(second.abs().max()) > noise:
             return torch.zeros_like(u)
         return J.mT @ second
@@ -237,20 +238,23 @@ def _batched_unpack(params, U: Tensor, data_dims: int) -> dict[str, Tensor]:
 def _reverse_mode_mismatch(fn: Callable[[Tensor], Tensor], u: Tensor, J: Tensor) -> float:
     """Largest disagreement of ``wᵀJ`` with one reverse-mode product ``wᵀ ∂r/∂u``.
 
-    ``w`` has random signs, so a column of ``J`` with the wrong value, or zeroed by a
-    non-holomorphic operation such as ``abs``, shows up in its own entry; each entry is
-    compared relative to ``‖w‖ ‖J_k‖``. One reverse pass costs about as much as two model
-    calls, against ``p`` forward-mode passes for a full reference Jacobian.
+    ``w`` is Gaussian, so each entry ``wᵀJ_k`` is a random combination of column ``k`` that
+    vanishes only if the column does: a column with the wrong value, or zeroed by a
+    non-holomorphic operation such as ``abs``, shows up in its own entry, compared with
+    the larger of the two sides' sizes (``‖J_k‖`` and ``|wᵀJ_k|`` of the reference). One
+    reverse pass costs about as much as two model calls, against ``p`` forward-mode passes
+    for a full reference Jacobian.
     """
     gen = torch.Generator(device="cpu").manual_seed(0)
-    w = (torch.randint(0, 2, (J.shape[0],), generator=gen) * 2 - 1).to(J)
+    w = torch.randn(J.shape[0], generator=gen, dtype=torch.float64).to(J)
     with torch.enable_grad():
         x = u.detach().requires_grad_(True)
         (ref,) = torch.autograd.grad(fn(x), x, w)
-    scale = torch.linalg.vector_norm(J, dim=0) * math.sqrt(J.shape[0])
-    diff = (w @ J - ref).abs()
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    worst = float((diff / scale).max())
+    got = w @ J
+    diff = (got - ref).abs()
+    scale = torch.maximum(torch.linalg.vector_norm(J, dim=0), ref.abs())
+    ratio = torch.where(diff > 0, diff / torch.where(scale > 0, scale, 1.0), 0.0)
+    worst = float(ratio.max())
     return worst if math.isfinite(worst) else math.inf
 
 

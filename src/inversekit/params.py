@@ -149,11 +149,8 @@ class Params(Mapping):
         return f"Params({inner})"
 
     def to(self, dtype: torch.dtype | None = None, device=None) -> Params:
-        """A copy with every value converted to ``dtype`` on ``device`` (``self`` when
-        nothing would change: a ``Params`` is never modified in place)."""
+        """A copy with every value converted to ``dtype`` on ``device``."""
         dtype = dtype or self.dtype
-        if dtype == self.dtype and (device is None or torch.device(device) == self.device):
-            return self
         items = {
             n: Param(self.values[n].to(dtype=dtype, device=device), p.bounds, p.fixed)
             for n, p in self._params.items()

@@ -284,11 +284,18 @@ class LeastSquares:
         u = self.params.unpack(self.u0)
         for start in range(0, n_rows, step):
             chunk = slice(start, min(start + step, n_rows))
-            out = call_model(self.model, u, self._slice_inputs(chunk), "the starting parameters")
-            self._check_output(out, (chunk.stop - start, *self.y.shape[1:]), start)
+            try:
+                out = self.model(u, *self._slice_inputs(chunk))
+            except Exception:  # noqa: BLE001 - the whole-data check reports the error
+                return False
+            shape = (chunk.stop - start, *self.y.shape[1:])
+            if not isinstance(out, Tensor) or tuple(out.shape) != shape:
+                return False
+            # the probe first: a model that is not rowwise may well fail a check on a chunk
             inside = (rows >= start) & (rows < chunk.stop)
             if not trust and not _same(part[inside], out[rows[inside] - start]):
                 return False
+            self._check_output(out, shape, start)
         return True
 
     def _make_chunks(self, chunk_rows: int | None) -> list[slice | None]:
@@ -328,8 +335,15 @@ class LeastSquares:
         return residuals
 
     def residuals(self, u: Tensor | None = None) -> Tensor:
-        """Whitened residuals ``r`` (flat, length n) at ``u`` (default: the start)."""
+        """Whitened residuals ``r`` (flat, length n) at ``u`` (default: the start), without
+        gradient tracking (a fresh tensor the caller may modify)."""
         u = self.u0 if u is None else u
+        if len(self._chunk_residuals) == 1:
+            return self._memoised_residuals(u).clone()
+        return self._residuals_at(u)
+
+    def _residuals_at(self, u: Tensor) -> Tensor:
+        """As :meth:`residuals`, but possibly the memoised tensor itself (read only)."""
         if len(self._chunk_residuals) == 1:
             return self._memoised_residuals(u)
         with torch.no_grad():

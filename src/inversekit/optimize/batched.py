@@ -1,13 +1,16 @@
 """Batched Levenberg–Marquardt: the LM of :mod:`.levenberg_marquardt`, one problem per row.
 
-Every problem ``b`` runs exactly the single-problem algorithm — step
-``(A_b + λ_b D_b) δ_b = -g_b`` with Marquardt scaling ``D_b`` (running max of
-``diag A_b``), geodesic acceleration, acceptance ratio, ``λ`` up/down, the "floor" regime
-and the MINPACK stopping tests — but with its own ``λ_b``, ``D_b``, counters and status.
-All problems are advanced together with batched tensor operations; one loop iteration is
-one accepted (or finally rejected) step of every problem still running, so per-problem
-iteration counts match the single-problem solver. A problem that has stopped is frozen:
-it is left out of every later evaluation.
+Every problem ``b`` runs the single-problem algorithm — step ``(A_b + λ_b D_b) δ_b = -g_b``
+with Marquardt scaling ``D_b`` (running max of ``diag A_b``), acceptance ratio, ``λ`` up/
+down, the "floor" regime and the MINPACK stopping tests — with its own ``λ_b``, ``D_b``,
+counters and status. Geodesic acceleration is tried, as in the single-problem solver, only
+where the plain step falls short of the linear model, and its second derivative comes from
+the secant difference (``Jᵀ r'' ≈ 2 (Jᵀ r(u + δ) - g - Aδ)``, one reverse-mode product for
+those problems), so iteration paths can differ slightly from a single-problem fit whose
+engine computes ``r''`` exactly; the minimum and the stopping tests are the same. All
+problems are advanced together with batched tensor operations; one loop iteration is one
+accepted (or finally rejected) step of every problem still running. A problem that has
+stopped is frozen: it is left out of every later evaluation.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from inversekit.optimize.levenberg_marquardt import (
 from inversekit.optimize.status import Status
 
 # A second difference below this multiple of eps·max|r| is rounding, not curvature.
-_UNRESOLVED = 1e3 * 2.220446049250313e-16
+_UNRESOLVED = 1e3
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,8 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         Ad = (A @ d[..., None])[..., 0]
         rhs = 2.0 * (jt_r1 - g - Ad)
         # the difference is rounding, not curvature, when it is this small next to its terms
-        noise = _UNRESOLVED * torch.maximum(jt_r1.abs().amax(1), (g.abs() + Ad.abs()).amax(1))
+        eps = torch.finfo(g.dtype).eps
+        noise = _UNRESOLVED * eps * torch.maximum(jt_r1.abs().amax(1), (g.abs() + Ad.abs()).amax(1))
         resolved = rhs.abs().amax(1) > noise
         D = st.D[sub]
         accel, ok = batched_damped_solve(A, -rhs, D, lam[sub])
