@@ -26,12 +26,14 @@ reason recorded.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torch.func import jvp, vmap
+
+from inversekit.derivatives_compiled import relative_mismatch
+from inversekit.errors import describe
 
 # Problems compared between the broadcast and vmap forms at construction.
 CHECK_PROBLEMS = 8
@@ -180,8 +182,8 @@ class BroadcastForm:
             with torch.no_grad():
                 got = self.residual(u, *self.args(sub))
         except Exception as exc:  # noqa: BLE001 - a model that cannot broadcast needs vmap
-            return f"model does not broadcast over problems ({type(exc).__name__}: {_line(exc)})"
-        mismatch = _relative(got, reference(u, sub))
+            return f"model does not broadcast over problems ({describe(exc)})"
+        mismatch = relative_mismatch((got,), (reference(u, sub),))
         if not mismatch <= CHECK_RTOL:
             return f"broadcast and vmap forms differ by {mismatch:.2g}"
         if self.compiled:
@@ -189,10 +191,10 @@ class BroadcastForm:
                 fast = self.normal_equations(u, sub)
             except Exception as exc:  # noqa: BLE001 - compilation failed: stay eager
                 self.compiled = False
-                return f"compilation failed ({type(exc).__name__}: {_line(exc)})"
+                return f"compilation failed ({describe(exc)})"
             with torch.no_grad():
                 slow = self.normal(u, *self.args(sub))
-            mismatch = max(_relative(a, b) for a, b in zip(fast, slow, strict=True))
+            mismatch = relative_mismatch(fast, slow)
             if not mismatch <= 1e-10:
                 self.compiled = False
                 return f"compiled kernel disagrees with eager AD (relative {mismatch:.2g})"
@@ -225,15 +227,3 @@ def _compiled_kernels(form: BroadcastForm) -> tuple[Callable, Callable]:
     )
     _KERNELS[key] = (*kernels, pr.model)
     return kernels
-
-
-def _relative(a: Tensor, b: Tensor) -> float:
-    scale = float(b.abs().max()) if b.numel() else 0.0
-    diff = float((a - b).abs().max()) if a.numel() else 0.0
-    out = diff / scale if scale > 0 else diff
-    return out if math.isfinite(out) else math.inf
-
-
-def _line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""

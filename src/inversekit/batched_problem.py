@@ -2,10 +2,12 @@
 
 Problem ``b`` of ``B`` minimises ``½ chi2_b = ½ Σ_i w_bi (f(p_b; x_b)_i - y_bi)²`` with the
 *same* model ``f`` and data shape for every ``b``. The user writes ``f`` for one problem;
-``torch.func.vmap`` maps it over the leading batch dimension of the data, the starts and
-any per-problem inputs, so Python runs once per batch iteration, not once per problem.
+it is evaluated for a chunk of problems at once, either in broadcast form (scalar
+parameters shaped ``(k, 1)``, see :mod:`inversekit.batched_broadcast`) or mapped with
+``torch.func.vmap`` over the leading batch dimension of the data, the starts and any
+per-problem inputs, so Python runs once per batch iteration, not once per problem.
 
-Each problem has its own Jacobian ``J_b`` (n x p, forward mode: ``vmap(jacfwd)``), its
+Each problem has its own Jacobian ``J_b`` (n x p, forward mode), its
 own normal equations ``(J_bᵀJ_b, J_bᵀr_b)`` and, in the solver, its own damping, scaling,
 stopping and status. A problem whose data, weights or start are not finite (or whose
 model is not finite at its start) is marked invalid up front with a note saying why;
@@ -17,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
-from torch.func import jacfwd, jvp, vmap
+from torch.func import jacfwd, vmap
 
 from inversekit.errors import InputError, ModelError
 from inversekit.params import Param, Params
+from inversekit.problem import _prepare_input, _to_tensor, check_model_and_params
 
 Model = Callable[..., Tensor]
 
@@ -32,29 +34,6 @@ BATCHED_ENGINES = ("auto", "eager", "vmap", "compiled")
 # Data points per vectorised pass when chunk_size is not given: one pass's forward-mode
 # intermediates (points x (p + 1) doubles) then stay within the CPU's L2/L3 cache.
 CHUNK_POINTS = 2**16
-
-
-def _to_tensor(name: str, value, dtype: torch.dtype, device=None) -> Tensor:
-    """``value`` as a ``dtype`` tensor on ``device`` (its own device if ``None``)."""
-    if isinstance(value, Tensor):
-        return value.to(dtype=dtype, device=device)
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - report what numpy said about the input
-        raise InputError(f"{name} could not be converted to an array: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise InputError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
-    return torch.as_tensor(arr, dtype=dtype, device=device)
-
-
-def _prepare_input(value, dtype: torch.dtype, device):
-    """Floating array inputs become ``dtype`` tensors on the data's device; others pass."""
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        value = torch.as_tensor(value)
-    if isinstance(value, Tensor):
-        value = value.to(device)
-        return value.to(dtype) if value.is_floating_point() else value
-    return value
 
 
 def _as_slice(idx: Tensor) -> Tensor | slice:
@@ -115,10 +94,7 @@ class BatchedLeastSquares:
         dtype: torch.dtype = torch.float64,
         jacobian: str = "auto",
     ):
-        if not callable(model):
-            raise InputError(f"model must be callable, got {type(model).__name__}")
-        if not isinstance(params, Params):
-            raise InputError(f"params must be an inversekit.Params, got {type(params).__name__}")
+        check_model_and_params(model, params)
         if y is None:
             raise InputError("y (the observations, shape (B, ...)) is required")
         y = _to_tensor("y", y, dtype)
@@ -245,7 +221,9 @@ class BatchedLeastSquares:
     def _setup_inputs(self, inputs, batched_inputs) -> None:
         if not isinstance(inputs, tuple | list):
             inputs = (inputs,)
-        self.inputs = tuple(_prepare_input(v, self.dtype, self.device) for v in inputs)
+        self.inputs = tuple(
+            _prepare_input(i, v, self.dtype, self.device) for i, v in enumerate(inputs)
+        )
         self.batched_inputs = tuple(sorted(set(int(i) for i in batched_inputs)))
         for i in self.batched_inputs:
             if not 0 <= i < len(self.inputs):
@@ -412,36 +390,18 @@ class BatchedLeastSquares:
 
         return jacfwd(with_value, argnums=0, has_aux=True)(u, *args)
 
-    def batched_normal_equations(
-        self, u: Tensor, idx: Tensor, keep_jacobian: bool = False
-    ) -> tuple:
-        """``(JᵀWJ (k, p, p), JᵀWr (k, p), ½ chi2 (k,))`` of problems ``idx`` at ``u``.
-
-        Formed inside each vectorised chunk, so the ``(k, n, p)`` Jacobians are never
-        gathered unless ``keep_jacobian`` (then ``J`` and ``r`` are appended).
-        """
-
+    def batched_normal_equations(self, u: Tensor, idx: Tensor) -> tuple:
+        """``(JᵀWJ (k, p, p), JᵀWr (k, p), ½ chi2 (k,))`` of problems ``idx`` at ``u``,
+        formed inside each vectorised chunk, so the ``(k, n, p)`` Jacobians are never
+        gathered."""
         if self.form is not None:
-            ne = self.form.normal_equations(u, idx)
-            return (*ne, *self.form.jacobians(u, idx)) if keep_jacobian else ne
+            return self.form.normal_equations(u, idx)
 
         def one(u, *args):
             J, r = self._jacobian(u, *args)
-            ne = (J.mT @ J, J.mT @ r, 0.5 * (r * r).sum())
-            return (*ne, J, r) if keep_jacobian else ne
+            return J.mT @ J, J.mT @ r, 0.5 * (r * r).sum()
 
         return self._map(one, u, self.batch_args(idx))
-
-    def second_directional(self, u: Tensor, v: Tensor, idx: Tensor) -> Tensor:
-        """``(k, n)``: ``r''(u_b)[v_b, v_b]`` per problem (forward over forward mode)."""
-
-        def second(u, v, *a):
-            def directional(x):
-                return jvp(lambda z: self._residual(z, *a), (x,), (v,))[1]
-
-            return jvp(directional, (u,), (v,))[1]
-
-        return self._map(second, u, self.batch_args(idx), v)
 
     def unpack(self, u: Tensor) -> dict[str, Tensor]:
         """Physical parameters of every problem, ``{name: (B, *shape)}``, from ``(B, p)``."""

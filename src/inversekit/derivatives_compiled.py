@@ -39,6 +39,7 @@ from torch import Tensor
 from torch.func import jacfwd, jvp
 
 from inversekit.derivatives import ChunkedJacobian, NormalEquations
+from inversekit.errors import describe
 
 # Rows per chunk are chosen so that one chunk's Jacobian and forward-mode intermediates
 # (taken as 8 copies of rows x (p + 1) floats) fit this many bytes: about L2/L3-sized
@@ -261,7 +262,7 @@ class CompiledJacobian:
                 self._layout(self._chunk_rows_option)  # the jacfwd kernel holds J: smaller
                 self.reason = f"compiled jacfwd kernel (one-loop kernel: {type(exc).__name__})"
                 return self._first_call(u)
-            self._fall_back(f"compilation failed ({type(exc).__name__}: {_first_line(exc)})")
+            self._fall_back(f"compilation failed ({describe(exc)})")
             return None
         # A kernel is checked once per process: what could go wrong is the compilation,
         # not the data it is later given.
@@ -269,7 +270,7 @@ class CompiledJacobian:
             try:
                 mismatch = self._check_kernel(normal, u, y, sw, arrays)
             except Exception as exc:  # noqa: BLE001 - no reference, no trust: stay eager
-                self._fall_back(f"kernel check failed ({type(exc).__name__}: {_first_line(exc)})")
+                self._fall_back(f"kernel check failed ({describe(exc)})")
                 return None
             if not mismatch <= CHECK_RTOL:
                 self._fall_back(
@@ -292,7 +293,7 @@ class CompiledJacobian:
             got = _unpacked(normal(u, y, masked, *arrays))[:2]
         head = tuple(v[:rows] if row else v for v, row in zip(arrays, self._row_input, strict=True))
         want = _eager_chunk(self.problem, u, y[:rows], sw[:rows], head)
-        return _relative_mismatch(got, want)
+        return relative_mismatch(got, want)
 
     # --- the ChunkedJacobian interface ----------------------------------------------
     def normal_equations(self, u: Tensor) -> NormalEquations:
@@ -320,7 +321,7 @@ class CompiledJacobian:
                     g += gc
                     cost_t += cc
         except Exception as exc:  # noqa: BLE001 - e.g. dynamo's recompile limit: stay eager
-            self._fall_back(f"compiled kernel failed ({type(exc).__name__}: {_first_line(exc)})")
+            self._fall_back(f"compiled kernel failed ({describe(exc)})")
             return self._eager_counted("normal_equations", u)
         self.n_jev += 1
         return NormalEquations(A, g, cost + float(cost_t))
@@ -343,7 +344,7 @@ class CompiledJacobian:
                     out += geodesic(u.detach(), v.detach(), y, sw, *arrays)
             return out
         except Exception as exc:  # noqa: BLE001 - a failed compile keeps the eager path
-            self._fall_back(f"geodesic kernel failed ({type(exc).__name__}: {_first_line(exc)})")
+            self._fall_back(f"geodesic kernel failed ({describe(exc)})")
             return self.eager.geodesic_rhs(u, v)
 
     def _eager_counted(self, method: str, u: Tensor) -> NormalEquations:
@@ -514,15 +515,13 @@ def _eager_chunk(problem, u: Tensor, y: Tensor, sw: Tensor, arrays: tuple) -> tu
     return J.mT @ J, J.mT @ r
 
 
-def _relative_mismatch(got: tuple[Tensor, ...], want: tuple[Tensor, ...]) -> float:
+def relative_mismatch(got: tuple[Tensor, ...], want: tuple[Tensor, ...]) -> float:
+    """Largest ``max|a - b| / max|b|`` over the pairs (``inf`` if not finite)."""
     worst = 0.0
     for a, b in zip(got, want, strict=True):
+        if b.numel() == 0:
+            continue
         scale = float(b.abs().max())
         diff = float((a - b).abs().max())
         worst = max(worst, diff / scale if scale > 0 else diff)
     return worst if math.isfinite(worst) else math.inf
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""

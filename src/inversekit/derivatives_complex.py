@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from inversekit.derivatives import ChunkedJacobian, NormalEquations
+from inversekit.errors import describe
 
 STEP = 1e-20
 # Agreement with a reverse-mode product required at construction (both are exact to
@@ -86,12 +87,12 @@ class ComplexStepJacobian:
             try:
                 J, r = self._evaluate(u, batching)
             except Exception as exc:  # noqa: BLE001 - any failure means: not complex-safe
-                failures.append(f"{batching}: {type(exc).__name__}: {_first_line(exc)}")
+                failures.append(f"{batching}: {describe(exc)}")
                 continue
             try:
                 mismatch = _reverse_mode_mismatch(pr.residual_function(), u, J)
             except Exception as exc:  # noqa: BLE001 - no reference, so no complex step
-                failures.append(f"reverse mode: {type(exc).__name__}: {_first_line(exc)}")
+                failures.append(f"reverse mode: {describe(exc)}")
                 break
             if mismatch <= CHECK_RTOL:
                 self.batching = batching
@@ -205,8 +206,7 @@ class ComplexStepJacobian:
     def _fall_back(self, exc: Exception) -> None:
         self.engine_name = "eager"
         self.reason = (
-            f"complex step failed during the fit ({type(exc).__name__}: {_first_line(exc)}); "
-            "eager forward mode from then on"
+            f"complex step failed during the fit ({describe(exc)}); eager forward mode from then on"
         )
 
     def _eager(self, method: str, u: Tensor):
@@ -256,11 +256,6 @@ def _reverse_mode_mismatch(fn: Callable[[Tensor], Tensor], u: Tensor, J: Tensor)
     ratio = torch.where(diff > 0, diff / torch.where(scale > 0, scale, 1.0), 0.0)
     worst = float(ratio.max())
     return worst if math.isfinite(worst) else math.inf
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""
 
 
 def complex_step_jacobian(fn: Callable[[Tensor], Tensor], u: Tensor, step: float = STEP):

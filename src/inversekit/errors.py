@@ -13,3 +13,10 @@ class InputError(ValueError):
 
 class ModelError(InputError):
     """The user's forward model raised, or returned something unusable, when first called."""
+
+
+def describe(exc: BaseException) -> str:
+    """``"TypeName: first line of the message"`` (at most 200 characters of it), for the
+    reasons an engine records when it falls back."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"

@@ -30,14 +30,25 @@ DEFAULT_CHUNK_BYTES = 256 * 2**20
 CHUNKED_CHECK_MIN_POINTS = 1_000_000
 
 
-def _to_tensor(name: str, value, dtype: torch.dtype) -> Tensor:
-    """``value`` as a ``dtype`` tensor (kept on its device if it is already a tensor)."""
+def check_model_and_params(model, params) -> None:
+    """The checks every problem type makes first: a callable model, a ``Params``."""
+    if not callable(model):
+        raise InputError(f"model must be callable, got {type(model).__name__}")
+    if not isinstance(params, Params):
+        raise InputError(f"params must be an inversekit.Params, got {type(params).__name__}")
+
+
+def _to_tensor(name: str, value, dtype: torch.dtype, device=None) -> Tensor:
+    """``value`` as a ``dtype`` tensor on ``device`` (its own device if ``None``)."""
     if isinstance(value, Tensor):
-        return value.to(dtype)
-    arr = np.asarray(value)
+        return value.to(dtype=dtype, device=device)
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - report what numpy said about the input
+        raise InputError(f"{name} could not be converted to an array: {exc}") from None
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
-    return torch.as_tensor(arr, dtype=dtype)
+    return torch.as_tensor(arr, dtype=dtype, device=device)
 
 
 def _prepare_input(i: int, value, dtype, device):
@@ -149,10 +160,7 @@ class LeastSquares:
         dtype: torch.dtype = torch.float64,
         jacobian: str = "auto",
     ):
-        if not callable(model):
-            raise InputError(f"model must be callable, got {type(model).__name__}")
-        if not isinstance(params, Params):
-            raise InputError(f"params must be an inversekit.Params, got {type(params).__name__}")
+        check_model_and_params(model, params)
         if y is None:
             raise InputError("y (the observations) is required")
         if not isinstance(inputs, tuple | list):
