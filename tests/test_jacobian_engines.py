@@ -229,6 +229,28 @@ def test_compiled_equals_eager(compiled_problem):
 
 @needs_compile
 @pytest.mark.slow
+def test_compiled_engine_masks_zero_weights(compiled_problem):
+    """Rows of weight zero (sigma = inf inside) drop out of the compiled kernel's sums
+    exactly as in eager, even where y is absurd."""
+    x, y = compiled_problem.inputs[0], compiled_problem.y.clone()
+    w = 1.0 / (0.05 + 0.01 * x) ** 2
+    w[::7] = 0.0
+    y[::7] = 1e6
+    params = compiled_problem.params
+
+    def make(**kw):
+        return ik.LeastSquares(peak, params, inputs=(x,), y=y, weights=w, **kw)
+
+    masked = make(jacobian="eager")
+    masked.jacobian = CompiledJacobian(masked, chunk_rows=1024)
+    eager = make(rowwise=False, jacobian="eager")
+    u = eager.u0 + 0.02
+    assert_same_normal_equations(masked.jacobian.normal_equations(u), eager.normal_equations(u))
+    assert masked.jacobian.engine_name == "compiled", masked.jacobian.reason
+
+
+@needs_compile
+@pytest.mark.slow
 def test_fits_with_every_engine_reach_the_same_minimum(compiled_problem):
     results = {}
     for name in ("eager", "complex-step"):

@@ -204,6 +204,33 @@ def test_noise_descriptions_agree():
         assert other.chi2 == pytest.approx(by_sigma.chi2, rel=1e-10)
 
 
+def test_zero_weights_mask_points_exactly():
+    """Points of weight zero (sigma = inf) leave the fit, the count of data and the
+    log-likelihood as if they had been removed, even where y is absurd."""
+    x, y = decay_data(n=60)
+    keep = torch.ones_like(y, dtype=torch.bool)
+    keep[::4] = False
+    w = torch.where(keep, 1 / 0.02**2, 0.0)
+    corrupted = torch.where(keep, y, 1e6)
+    params = ik.Params(a=1.0, k=1.0, c=0.0)
+    masked = ik.LeastSquares(decay, params, inputs=(x,), y=corrupted, weights=w)
+    removed = ik.LeastSquares(decay, params, inputs=(x[keep],), y=y[keep], sigma=0.02)
+    assert masked.n_data == removed.n_data == int(keep.sum())
+    a, b = ik.fit(masked), ik.fit(removed)
+    torch.testing.assert_close(a.x, b.x, rtol=1e-10, atol=0)
+    assert a.chi2 == pytest.approx(b.chi2, rel=1e-10)
+    assert a.log_likelihood == pytest.approx(b.log_likelihood, rel=1e-12)
+
+
+def test_sigma_is_kept_without_a_copy():
+    """The noise model divides by the user's sigma instead of storing 1/sigma: no second
+    array the size of the data."""
+    x, y = decay_data()
+    sigma = torch.full_like(y, 0.02)
+    problem = ik.LeastSquares(decay, ik.Params(a=1.0, k=1.0, c=0.0), inputs=(x,), y=y, sigma=sigma)
+    assert problem.noise.sigma.data_ptr() == sigma.data_ptr()
+
+
 def test_correlated_noise_equals_manual_whitening():
     x, y = decay_data(n=30)
     i = torch.arange(30, dtype=torch.float64)

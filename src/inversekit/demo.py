@@ -76,7 +76,7 @@ def run_demo(output="inversekit-demo.png", progress: bool | None = None):
     path = fit_figure(
         x,
         problem.y,
-        1.0 / problem.noise.sqrt_weights,
+        problem.noise.sigma,
         best,
         output,
         title="inversekit demo: three pseudo-Voigt peaks on a linear background",

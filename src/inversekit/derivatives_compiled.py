@@ -187,28 +187,27 @@ class CompiledJacobian:
             rows = min(chunk_rows, n_rows)
         self.chunk_rows = rows
         self._row_input = [pr.rowwise and isinstance(v, Tensor) and v.dim() > 0 for v in pr.inputs]
-        sw = pr.noise.sqrt_weights
-        # unit weights: one materialised chunk of ones, not an expanded view, because every
+        sigma = pr.noise.sigma
+        # no noise: one materialised chunk of ones, not an expanded view, because every
         # chunk must have the same strides or the kernel is compiled again for the last one
         ones = torch.ones((rows, *y.shape[1:]), dtype=y.dtype, device=y.device)
-        sw = None if sw is None else sw.reshape(y.shape)
+        sigma = None if sigma is None else sigma.reshape(y.shape)
         self._chunks: list[tuple[Tensor, Tensor, tuple]] = []
         if not pr.rowwise:
-            weights = torch.ones_like(y) if sw is None else sw
+            weights = torch.ones_like(y) if sigma is None else sigma.contiguous()
             self._chunks.append((y, weights, tuple(pr.inputs)))
             return
         for start in range(0, n_rows, rows):
             stop = min(start + rows, n_rows)
             pad = rows - (stop - start)
-            if sw is None:
-                weights = (
-                    ones if pad == 0 else torch.cat([ones[pad:], torch.zeros_like(ones[:pad])])
-                )
+            # padded rows get sigma = inf: no weight, and no derivative
+            if sigma is None:
+                weights = ones if pad == 0 else _padded(ones, 0, rows - pad, pad, weight=True)
             else:
-                weights = _padded(sw, start, stop, pad, zero=True)
-            parts = [_padded(y, start, stop, pad, zero=False), weights]
+                weights = _padded(sigma, start, stop, pad, weight=True).contiguous()
+            parts = [_padded(y, start, stop, pad, weight=False), weights]
             arrays = tuple(
-                _padded(v, start, stop, pad, zero=False) if row else v
+                _padded(v, start, stop, pad, weight=False) if row else v
                 for v, row in zip(pr.inputs, self._row_input, strict=True)
             )
             self._chunks.append((parts[0], parts[1], arrays))
@@ -220,7 +219,7 @@ class CompiledJacobian:
     # --- kernels --------------------------------------------------------------------
     def _kernels(self) -> tuple[Callable, Callable]:
         pr = self.problem
-        y, sw, arrays = self._chunks[0]
+        y, sigma, arrays = self._chunks[0]
         key = (
             id(pr.model),
             _param_signature(pr.params),
@@ -249,10 +248,10 @@ class CompiledJacobian:
         """Compile (or load) the kernel, check it on the first chunk; ``None`` on failure."""
         try:
             normal, _ = self._kernels()
-            y, sw, arrays = self._chunks[0]
+            y, sigma, arrays = self._chunks[0]
             t = time.perf_counter()
             with torch.no_grad():
-                A, g, cost = _unpacked(normal(u, y, sw, *arrays))
+                A, g, cost = _unpacked(normal(u, y, sigma, *arrays))
             self.compile_seconds = time.perf_counter() - t
         except Exception as exc:  # noqa: BLE001 - any compile failure means: stay eager
             if self._fused:  # torch cannot trace every model per parameter: try the other
@@ -268,7 +267,7 @@ class CompiledJacobian:
         # not the data it is later given.
         if self._check and self._key not in _VERIFIED:
             try:
-                mismatch = self._check_kernel(normal, u, y, sw, arrays)
+                mismatch = self._check_kernel(normal, u, y, sigma, arrays)
             except Exception as exc:  # noqa: BLE001 - no reference, no trust: stay eager
                 self._fall_back(f"kernel check failed ({describe(exc)})")
                 return None
@@ -280,19 +279,19 @@ class CompiledJacobian:
             _VERIFIED.add(self._key)
         return NormalEquations(A, g, float(cost))
 
-    def _check_kernel(self, normal: Callable, u: Tensor, y: Tensor, sw: Tensor, arrays) -> float:
+    def _check_kernel(self, normal: Callable, u: Tensor, y: Tensor, sigma: Tensor, arrays) -> float:
         """Relative disagreement of the kernel with eager forward mode on the first chunk.
 
         For a rowwise chunk only its first ``CHECK_ROWS`` rows are compared (the kernel gets
-        the chunk with the other rows' weights set to zero): eager forward mode over a whole
+        the chunk with the other rows' sigma set to inf): eager forward mode over a whole
         chunk would cost seconds, as much as the compilation it checks."""
         rows = CHECK_ROWS if self.problem.rowwise and len(y) > CHECK_ROWS else len(y)
         with torch.no_grad():
-            masked = sw.clone()
-            masked[rows:] = 0.0
+            masked = sigma.clone()
+            masked[rows:] = math.inf
             got = _unpacked(normal(u, y, masked, *arrays))[:2]
         head = tuple(v[:rows] if row else v for v, row in zip(arrays, self._row_input, strict=True))
-        want = _eager_chunk(self.problem, u, y[:rows], sw[:rows], head)
+        want = _eager_chunk(self.problem, u, y[:rows], sigma[:rows], head)
         return relative_mismatch(got, want)
 
     # --- the ChunkedJacobian interface ----------------------------------------------
@@ -315,8 +314,8 @@ class CompiledJacobian:
         try:
             with torch.no_grad():
                 cost_t = u.new_zeros(())
-                for y, sw, arrays in self._chunks[start:]:
-                    Ac, gc, cc = _unpacked(normal(u, y, sw, *arrays))
+                for y, sigma, arrays in self._chunks[start:]:
+                    Ac, gc, cc = _unpacked(normal(u, y, sigma, *arrays))
                     A += Ac
                     g += gc
                     cost_t += cc
@@ -340,8 +339,8 @@ class CompiledJacobian:
             _, geodesic = self._kernels()
             out = torch.zeros_like(u)
             with torch.no_grad():
-                for y, sw, arrays in self._chunks:
-                    out += geodesic(u.detach(), v.detach(), y, sw, *arrays)
+                for y, sigma, arrays in self._chunks:
+                    out += geodesic(u.detach(), v.detach(), y, sigma, *arrays)
             return out
         except Exception as exc:  # noqa: BLE001 - a failed compile keeps the eager path
             self._fall_back(f"geodesic kernel failed ({describe(exc)})")
@@ -356,20 +355,20 @@ class CompiledJacobian:
 def _make_kernels(model: Callable, params) -> tuple[Callable, Callable]:
     """The per-chunk kernels ``(u, y, s, *inputs) -> (A, g, cost)`` and ``-> Jᵀr''[v,v]``."""
 
-    def residuals(u: Tensor, y: Tensor, sw: Tensor, inputs: tuple) -> Tensor:
-        return (sw * (model(params.unpack(u), *inputs) - y)).reshape(-1)
+    def residuals(u: Tensor, y: Tensor, sigma: Tensor, inputs: tuple) -> Tensor:
+        return ((model(params.unpack(u), *inputs) - y) / sigma).reshape(-1)
 
-    def normal(u: Tensor, y: Tensor, sw: Tensor, *inputs) -> tuple[Tensor, Tensor, Tensor]:
+    def normal(u: Tensor, y: Tensor, sigma: Tensor, *inputs) -> tuple[Tensor, Tensor, Tensor]:
         def with_value(w: Tensor) -> tuple[Tensor, Tensor]:
-            r = residuals(w, y, sw, inputs)
+            r = residuals(w, y, sigma, inputs)
             return r, r
 
         J, r = jacfwd(with_value, has_aux=True)(u)
         return J.mT @ J, J.mT @ r, 0.5 * torch.dot(r, r)
 
-    def geodesic(u: Tensor, v: Tensor, y: Tensor, sw: Tensor, *inputs) -> Tensor:
+    def geodesic(u: Tensor, v: Tensor, y: Tensor, sigma: Tensor, *inputs) -> Tensor:
         def fn(w: Tensor) -> Tensor:
-            return residuals(w, y, sw, inputs)
+            return residuals(w, y, sigma, inputs)
 
         # r''[v, v] = D'(0) for the exact directional derivative D(t) = r'(u + t v)[v]
         # (one level of jvp: dynamo's fake-tensor tracing of nested jvp through
@@ -406,7 +405,7 @@ def _make_fused_normal(model: Callable, params) -> Callable:
     """
     free = params.free_names
 
-    def normal(u: Tensor, y: Tensor, sw: Tensor, *inputs) -> tuple[Tensor, Tensor, Tensor]:
+    def normal(u: Tensor, y: Tensor, sigma: Tensor, *inputs) -> tuple[Tensor, Tensor, Tensor]:
         base = params.unpack(u)
         pieces = u.unbind(-1)
         columns, r = [], None
@@ -416,7 +415,7 @@ def _make_fused_normal(model: Callable, params) -> Callable:
             def residuals(piece: Tensor, name=name, bijection=bijection) -> Tensor:
                 values = dict(base)
                 values[name] = bijection.forward(piece)
-                return (sw * (model(values, *inputs) - y)).reshape(-1)
+                return ((model(values, *inputs) - y) / sigma).reshape(-1)
 
             r, column = jvp(residuals, (pieces[k],), (torch.ones_like(pieces[k]),))
             columns.append(column)
@@ -495,21 +494,24 @@ def _fusion_options() -> dict:
     }
 
 
-def _padded(t: Tensor, start: int, stop: int, pad: int, zero: bool) -> Tensor:
-    """Rows ``start:stop`` of ``t`` plus ``pad`` copies of the last row (or zeros)."""
+def _padded(t: Tensor, start: int, stop: int, pad: int, weight: bool) -> Tensor:
+    """Rows ``start:stop`` of ``t`` plus ``pad`` copies of the last row (or, for a
+    ``weight``, the standard deviation ``inf``: padded rows carry no weight)."""
     part = t[start:stop]
     if pad == 0:
         return part
-    filler = torch.zeros_like(t[:1]) if zero else t[stop - 1 : stop]
+    filler = torch.full_like(t[:1], math.inf) if weight else t[stop - 1 : stop]
     return torch.cat([part, filler.expand(pad, *t.shape[1:])])
 
 
-def _eager_chunk(problem, u: Tensor, y: Tensor, sw: Tensor, arrays: tuple) -> tuple[Tensor, Tensor]:
+def _eager_chunk(
+    problem, u: Tensor, y: Tensor, sigma: Tensor, arrays: tuple
+) -> tuple[Tensor, Tensor]:
     """``(JᵀJ, Jᵀr)`` of one (padded) chunk by the eager forward-mode engine."""
     from inversekit.derivatives import jacobian
 
     def fn(w: Tensor) -> Tensor:
-        return (sw * (problem.model(problem.params.unpack(w), *arrays) - y)).reshape(-1)
+        return ((problem.model(problem.params.unpack(w), *arrays) - y) / sigma).reshape(-1)
 
     J, r = jacobian(fn, u)
     return J.mT @ J, J.mT @ r

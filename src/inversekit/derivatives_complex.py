@@ -109,7 +109,7 @@ class ComplexStepJacobian:
     def _complex_residuals(self, U: Tensor, batching: str) -> Tensor:
         """Whitened residuals ``(b, n)`` at a batch ``U`` (b x p) of complex points."""
         pr = self.problem
-        sw = pr.noise.sqrt_weights
+        sigma = pr.noise.sigma
         y = pr.y.reshape(-1)
 
         def one(u: Tensor) -> Tensor:
@@ -124,7 +124,7 @@ class ComplexStepJacobian:
                 raise ValueError(f"batched output has shape {tuple(f.shape)}")
             f = f.reshape(U.shape[0], -1)
         raw = f - y
-        return raw if sw is None else sw * raw
+        return raw if sigma is None else raw / sigma
 
     def _complex_inputs(self) -> tuple:
         """The problem's inputs with floating tensors made complex (made once)."""

@@ -4,9 +4,16 @@ Every noise model turns raw residuals ``f(x) - y`` into *whitened* residuals ``r
 ``chi2 = r·r``:
 
 - ``sigma``: ``r_i = (f_i - y_i) / sigma_i``  (weights ``w_i = 1/sigma_i²``)
-- ``weights``: ``r_i = sqrt(w_i) (f_i - y_i)``
+- ``weights``: the same with ``sigma_i = 1/sqrt(w_i)``; a zero weight is ``sigma_i = inf``
+  (the point carries no weight: ``r_i = 0`` wherever the model is finite)
 - ``inverse_covariance`` ``W``: ``r = Lᵀ (f - y)`` with ``W = L Lᵀ`` (Cholesky), so
   ``r·r = (f - y)ᵀ W (f - y)``.
+
+Diagonal noise keeps ``sigma`` itself, the user's array when it already has y's shape and
+dtype: dividing by it costs no more than multiplying by stored weights, and storing
+``1/sigma`` would be one more array the size of the data. Scans over data-sized arrays
+(finiteness, counts, log-determinant) run in chunks so that they never allocate
+temporaries the size of the data.
 
 With no noise given the weights are one and the noise level is unknown: covariances are
 then scaled by ``chi2 / (n - p)`` (the ``curve_fit``/lmfit convention).
@@ -15,20 +22,57 @@ then scaled by ``chi2 / (n - p)`` (the ``curve_fit``/lmfit convention).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from inversekit.errors import InputError
 
+SCAN_CHUNK = 1 << 20  # elements per step of a scan over a data-sized array
+
+
+def first_where(t: Tensor, bad: Callable[[Tensor], Tensor]) -> tuple[int, int | None]:
+    """``(count, first flat index)`` of the elements of ``t`` where ``bad`` holds, scanned
+    in chunks (``first`` is ``None`` when there are none)."""
+    flat = t.reshape(-1)
+    count, first = 0, None
+    for start in range(0, flat.numel(), SCAN_CHUNK):
+        mask = bad(flat[start : start + SCAN_CHUNK])
+        n = int(mask.sum())
+        if n and first is None:
+            first = start + int(torch.nonzero(mask)[0, 0])
+        count += n
+    return count, first
+
+
+def not_finite(t: Tensor) -> Tensor:
+    """Mask of the non-finite elements of ``t``."""
+    return ~torch.isfinite(t)
+
 
 class GaussianNoise:
     """Diagonal or full Gaussian noise on ``n`` flattened data points."""
 
-    def __init__(self, sqrt_weights: Tensor | None, chol: Tensor | None, known: bool):
-        self.sqrt_weights = sqrt_weights  # (n,) or None for unit weights
+    def __init__(self, sigma: Tensor | None, chol: Tensor | None, known: bool, n: int):
+        self.sigma = sigma  # (n,) standard deviations (inf: no weight), or None for unit
         self.chol = chol  # (n, n) lower Cholesky factor of W, or None
         self.known = known  # True when the user stated the noise level
+        self.n_effective, self.log_det_weights = self._weight_summary(n)
+
+    def _weight_summary(self, n: int) -> tuple[int, float]:
+        """Number of points carrying weight and ``log det W``, summed in chunks."""
+        if self.chol is not None:
+            return n, 2.0 * float(torch.log(torch.diagonal(self.chol)).sum())
+        if self.sigma is None:
+            return n, 0.0
+        count, logdet = 0, 0.0
+        for start in range(0, self.sigma.numel(), SCAN_CHUNK):
+            s = self.sigma[start : start + SCAN_CHUNK]
+            s = s[torch.isfinite(s)]
+            count += s.numel()
+            logdet -= 2.0 * float(torch.log(s).sum())
+        return count, logdet
 
     @property
     def diagonal(self) -> bool:
@@ -39,36 +83,20 @@ class GaussianNoise:
         """Whitened residuals of a flat raw residual vector (optionally a slice of rows)."""
         if self.chol is not None:
             return self.chol.mT @ raw
-        if self.sqrt_weights is None:
+        if self.sigma is None:
             return raw
-        sw = self.sqrt_weights if rows is None else self.sqrt_weights[rows]
-        return sw * raw
+        return raw / (self.sigma if rows is None else self.sigma[rows])
 
-    def n_effective(self, n: int) -> int:
-        """Number of data points that carry weight."""
-        if self.sqrt_weights is None:
-            return n
-        return int((self.sqrt_weights > 0).sum())
-
-    def log_normaliser(self, n: int) -> float:
+    def log_normaliser(self) -> float:
         """``0.5 log det W - n/2 log 2π`` over the points that carry weight."""
-        if self.chol is not None:
-            logdet = 2.0 * float(torch.log(torch.diagonal(self.chol)).sum())
-        elif self.sqrt_weights is None:
-            logdet = 0.0
-        else:
-            sw = self.sqrt_weights[self.sqrt_weights > 0]
-            logdet = 2.0 * float(torch.log(sw).sum())
-        return 0.5 * logdet - 0.5 * self.n_effective(n) * math.log(2 * math.pi)
+        return 0.5 * self.log_det_weights - 0.5 * self.n_effective * math.log(2 * math.pi)
 
 
 def _finite(name: str, t: Tensor) -> None:
-    bad = ~torch.isfinite(t)
-    if bool(bad.any()):
-        first = tuple(int(i) for i in torch.nonzero(bad)[0])
-        raise InputError(
-            f"{name} contains {int(bad.sum())} non-finite value(s) (first at index {first})"
-        )
+    count, first = first_where(t, not_finite)
+    if count:
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(first), t.shape))
+        raise InputError(f"{name} contains {count} non-finite value(s) (first at index {index})")
 
 
 def _like_y(name: str, value, y: Tensor) -> Tensor:
@@ -98,21 +126,21 @@ def make_noise(y: Tensor, sigma=None, weights=None, inverse_covariance=None) -> 
     if sigma is not None:
         s = _like_y("sigma", sigma, y)
         _finite("sigma", s)
-        if bool((s <= 0).any()):
-            first = int(torch.nonzero(s <= 0)[0, 0])
+        count, first = first_where(s, lambda part: part <= 0)
+        if count:
             raise InputError(
                 f"sigma must be > 0 everywhere; sigma[{first}] = {float(s[first]):g} "
                 "(use weights=0 to mask points)"
             )
-        return GaussianNoise(1.0 / s, None, known=True)
+        return GaussianNoise(s, None, known=True, n=y.numel())
     if weights is not None:
         w = _like_y("weights", weights, y)
         _finite("weights", w)
-        if bool((w < 0).any()):
+        if first_where(w, lambda part: part < 0)[0]:
             raise InputError("weights must be >= 0 (they are 1/sigma²)")
-        if not bool((w > 0).any()):
+        if first_where(w, lambda part: part > 0)[0] == 0:
             raise InputError("weights are all zero: no data point carries weight")
-        return GaussianNoise(torch.sqrt(w), None, known=True)
+        return GaussianNoise(torch.rsqrt(w), None, known=True, n=y.numel())
     if inverse_covariance is not None:
         n = y.numel()
         W = torch.as_tensor(inverse_covariance, dtype=y.dtype, device=y.device)
@@ -131,5 +159,5 @@ def make_noise(y: Tensor, sigma=None, weights=None, inverse_covariance=None) -> 
         chol, info = torch.linalg.cholesky_ex(W)
         if int(info) != 0:
             raise InputError("inverse_covariance must be positive definite (Cholesky failed)")
-        return GaussianNoise(None, chol, known=True)
-    return GaussianNoise(None, None, known=False)
+        return GaussianNoise(None, chol, known=True, n=n)
+    return GaussianNoise(None, None, known=False, n=y.numel())

@@ -18,7 +18,7 @@ from inversekit.derivatives import hessian_vector_product
 from inversekit.derivatives_compiled import CompiledJacobian, EagerJacobian
 from inversekit.derivatives_complex import ComplexStepJacobian
 from inversekit.errors import InputError, ModelError
-from inversekit.likelihood import GaussianNoise, make_noise
+from inversekit.likelihood import GaussianNoise, first_where, make_noise, not_finite
 from inversekit.params import Params
 
 Model = Callable[..., Tensor]
@@ -168,11 +168,11 @@ class LeastSquares:
         y = _to_tensor("y", y, dtype)
         if y.numel() == 0:
             raise InputError("y is empty")
-        bad = ~torch.isfinite(y)
-        if bool(bad.any()):
-            first = tuple(int(i) for i in torch.nonzero(bad)[0])
+        count, first = first_where(y, not_finite)
+        if count:
+            index = tuple(int(i) for i in torch.unravel_index(torch.tensor(first), y.shape))
             raise InputError(
-                f"y contains {int(bad.sum())} non-finite value(s) (first at index {first}); "
+                f"y contains {count} non-finite value(s) (first at index {index}); "
                 "remove them or give them zero weight"
             )
         self.model = model
@@ -200,7 +200,7 @@ class LeastSquares:
         p = self.params.n_free
         if p == 0:
             raise InputError("no free parameters: every parameter is fixed")
-        n = self.noise.n_effective(self.y.numel())
+        n = self.noise.n_effective
         if p > n:
             raise InputError(
                 f"more free parameters ({p}) than data points carrying weight ({n}); the "
@@ -417,7 +417,7 @@ class LeastSquares:
         chi2 = self.chi2(u)
         n = self.n_data
         if self.noise.known:
-            return -0.5 * chi2 + self.noise.log_normaliser(self.y.numel())
+            return -0.5 * chi2 + self.noise.log_normaliser()
         if chi2 == 0.0:
             return math.inf  # an exact fit with unknown noise: the profiled variance is zero
         return -0.5 * n * (math.log(2 * math.pi * chi2 / n) + 1.0)
@@ -425,7 +425,7 @@ class LeastSquares:
     @property
     def n_data(self) -> int:
         """Number of data points that carry weight."""
-        return self.noise.n_effective(self.y.numel())
+        return self.noise.n_effective
 
     def model_output(self, u: Tensor) -> Tensor:
         """The model evaluated at ``u`` on every input (shaped like ``y``)."""
