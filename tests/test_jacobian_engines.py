@@ -176,6 +176,27 @@ def test_abs_of_a_parameter_is_never_taken_for_holomorphic(n, scale):
     assert problem.jacobian.engine_name == "eager", problem.jacobian.reason
 
 
+def test_complex_step_check_is_made_once_per_model_and_layout():
+    def model(p, x):  # a model object no other test has used
+        return peak(p, x)
+
+    def build(params=None, n=200):
+        base = peak_problem(n)
+        return ik.LeastSquares(
+            model, params or base.params, inputs=base.inputs, y=base.y, sigma=base.noise.sigma
+        )
+
+    first, second = build(), build()
+    assert first.jacobian.reason.endswith("validated against reverse mode (broadcast-complex)")
+    assert second.jacobian.reason.endswith("for this model (broadcast-complex)")
+    u = first.u0 + 0.01
+    a, b = first.normal_equations(u), second.normal_equations(u)
+    assert torch.equal(a.A, b.A) and torch.equal(a.g, b.g)
+    # another layout (here: a bound moved) is checked again
+    other = ik.Params(a=2.5, mu=4.3, s=ik.Param(1.3, bounds=(0.1, None)), c0=0.4, c1=0.05)
+    assert build(other).jacobian.reason.endswith("reverse mode (broadcast-complex)")
+
+
 @pytest.mark.parametrize("name", ["Misra1a", "MGH17", "ENSO"])
 def test_fit_with_complex_step_reaches_the_certified_minimum(name):
     data = nist.read_strd(shared_dir() / "data" / "nist_strd" / f"{name}.dat")

@@ -22,12 +22,14 @@ forward mode otherwise, recording why.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from inversekit.derivatives import ChunkedJacobian, NormalEquations
+from inversekit.derivatives_compiled import _param_signature, _tensor_signature
 from inversekit.errors import describe
 
 STEP = 1e-20
@@ -83,6 +85,8 @@ class ComplexStepJacobian:
         # casting path in torch (the Gauss models of NIST run twice as fast without it),
         # but a model may compare or index with its inputs, so real inputs are tried next.
         modes = ("broadcast-complex", "broadcast", "vmap") if scalars else ("vmap",)
+        if self._use_verdict(u):
+            return
         for batching in modes:
             try:
                 J, r = self._evaluate(u, batching)
@@ -95,15 +99,33 @@ class ComplexStepJacobian:
                 failures.append(f"reverse mode: {describe(exc)}")
                 break
             if mismatch <= CHECK_RTOL:
-                self.batching = batching
-                self.engine_name = "complex-step"
-                self.reason = f"complex step validated against reverse mode ({batching})"
-                self._last = (u.detach().clone(), J, r)  # the solver starts here
+                self._accept(u, J, r, batching, "validated against reverse mode")
+                _remember(pr, batching)
                 return
             failures.append(f"{batching}: Jacobian differs from reverse mode by {mismatch:.2g}")
         self.reason = (
             "model is not complex-step safe; eager forward mode (" + "; ".join(failures) + ")"
         )
+
+    def _use_verdict(self, u: Tensor) -> bool:
+        """Take the verdict of an earlier problem on the same model object and layout (the
+        reverse-mode check costs about two model calls, as much as a few iterations of a
+        small fit that a user may run thousands of times)."""
+        batching = _known(self.problem)
+        if batching is None:
+            return False
+        try:
+            J, r = self._evaluate(u, batching)
+        except Exception:  # noqa: BLE001 - check again from scratch
+            return False
+        self._accept(u, J, r, batching, "validated against reverse mode for this model")
+        return True
+
+    def _accept(self, u: Tensor, J: Tensor, r: Tensor, batching: str, how: str) -> None:
+        self.batching = batching
+        self.engine_name = "complex-step"
+        self.reason = f"complex step {how} ({batching})"
+        self._last = (u.detach().clone(), J, r)  # the solver starts here
 
     # --- evaluation -----------------------------------------------------------------
     def _complex_residuals(self, U: Tensor, batching: str) -> Tensor:
@@ -213,6 +235,30 @@ class ComplexStepJacobian:
         out = getattr(self.eager, method)(u)
         self.n_jev += 1
         return out
+
+
+# Batching modes that passed the reverse-mode check, per model object (held weakly) and
+# problem layout: the check is made once per model and layout in a process.
+_VERDICTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layout_key(pr) -> tuple:
+    inputs = tuple(_tensor_signature(v) for v in pr.inputs)
+    return (_param_signature(pr.params), inputs, tuple(pr.y.shape), pr.dtype, str(pr.device))
+
+
+def _known(pr) -> str | None:
+    try:
+        return _VERDICTS.get(pr.model, {}).get(_layout_key(pr))
+    except TypeError:  # a model that cannot be referenced weakly is checked every time
+        return None
+
+
+def _remember(pr, batching: str) -> None:
+    try:
+        _VERDICTS.setdefault(pr.model, {})[_layout_key(pr)] = batching
+    except TypeError:
+        pass
 
 
 def _batched_unpack(params, U: Tensor, data_dims: int) -> dict[str, Tensor]:

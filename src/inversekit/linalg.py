@@ -57,7 +57,7 @@ def damped_solve(A: np.ndarray, rhs: np.ndarray, D: np.ndarray, lam: float) -> n
 
 @dataclass
 class InverseCurvature:
-    """``(JᵀWJ)⁻¹`` with its conditioning.
+    """``(JᵀWJ)⁻¹`` with its conditioning, as float64 NumPy arrays on the host.
 
     ``condition`` is the condition number of ``JᵀWJ`` after scaling every parameter to unit
     curvature (so it does not depend on the parameters' units); ``null_directions`` are the
@@ -66,16 +66,25 @@ class InverseCurvature:
     whose variances are infinite.
     """
 
-    inverse: Tensor
+    inverse: np.ndarray
     condition: float
-    null_directions: Tensor
-    null_eigenvalues: Tensor
-    singular: Tensor
+    null_directions: np.ndarray
+    null_eigenvalues: np.ndarray
+    singular: np.ndarray
 
 
 # Above this many parameters a full eigendecomposition (about 9p³ flops) is replaced by a
 # Cholesky inverse (p³/3 ... p³) and power iterations for the extreme eigenvalues.
 EIGH_MAX_PARAMS = 1000
+
+
+def host64(t: Tensor | np.ndarray) -> np.ndarray:
+    """A tensor (any device and dtype) as a float64 NumPy array on the host."""
+    if isinstance(t, np.ndarray):
+        return t.astype(np.float64, copy=False)
+    if t.dtype == torch.float64 and t.device.type == "cpu" and not t.requires_grad:
+        return t.numpy()  # no copy, no dispatch: the solvers call this every iteration
+    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
 def inverse_curvature(
@@ -88,47 +97,51 @@ def inverse_curvature(
     With ``J`` the SVD of the column-scaled ``J`` is used, so the error grows with
     ``cond(J)`` rather than ``cond(J)²``. Directions whose eigenvalue is below
     ``p · eps`` times the largest are numerically singular: they are left out of the
-    inverse and the parameters in them are flagged in ``singular``.
+    inverse and the parameters in them are flagged in ``singular``. The algebra runs in
+    float64 LAPACK on the host whatever the tensors' dtype and device (like the solvers'
+    ``p x p`` algebra: for small matrices a chain of torch operations costs far more).
     """
     if J is not None:
-        norms = torch.linalg.vector_norm(J, dim=0)
-        s = torch.where(norms > 0, 1.0 / norms, torch.ones_like(norms))
-        _, sv, Vh = torch.linalg.svd(J * s, full_matrices=False)
-        return _from_eigen(sv**2, Vh.mT, s, near_null_ratio)
-    d = torch.diagonal(A)
-    s = torch.where(d > 0, torch.rsqrt(d), torch.ones_like(d))
-    scaled = A * s[:, None] * s[None, :]
+        Jh = host64(J)
+        norms = np.linalg.norm(Jh, axis=0)
+        s = 1.0 / np.where(norms > 0, norms, 1.0)
+        _, sv, Vh = np.linalg.svd(Jh * s, full_matrices=False)
+        return _from_eigen(sv**2, Vh.T, s, near_null_ratio)
     if A.shape[0] > EIGH_MAX_PARAMS:
-        large = _large_inverse(scaled, s, near_null_ratio)
+        large = _large_inverse(A, near_null_ratio)
         if large is not None:
             return large
-    eig, V = torch.linalg.eigh(scaled)
+    Ah = host64(A)
+    d = np.diagonal(Ah)
+    s = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
+    eig, V = np.linalg.eigh(Ah * s[:, None] * s[None, :])
     return _from_eigen(eig, V, s, near_null_ratio)
 
 
-def _from_eigen(eig: Tensor, V: Tensor, s: Tensor, near_null_ratio: float) -> InverseCurvature:
-    p = eig.numel()
+def _from_eigen(eig: np.ndarray, V: np.ndarray, s: np.ndarray, ratio: float) -> InverseCurvature:
+    p = eig.size
     top = float(eig.max())
-    keep = eig > p * torch.finfo(eig.dtype).eps * top
-    inv_eig = torch.where(keep, 1.0 / torch.where(keep, eig, torch.ones_like(eig)), 0.0)
-    inverse = ((V * inv_eig) @ V.mT) * s[:, None] * s[None, :]
+    keep = eig > p * np.finfo(np.float64).eps * top
+    inv_eig = 1.0 / np.where(keep, eig, np.inf)
+    inverse = ((V * inv_eig) @ V.T) * s[:, None] * s[None, :]
     low = float(eig.min())
-    near = eig < near_null_ratio * top
-    singular = (V[:, ~keep].abs() > 1e-3).any(dim=1)
-    return InverseCurvature(
-        inverse, top / low if low > 0 else float("inf"), V[:, near], eig[near] / top, singular
-    )
+    near = eig < ratio * top
+    singular = (np.abs(V[:, ~keep]) > 1e-3).any(axis=1)
+    condition = top / low if low > 0 else float("inf")
+    return InverseCurvature(inverse, condition, V[:, near], eig[near] / top, singular)
 
 
-def _large_inverse(
-    M: Tensor, s: Tensor, near_null_ratio: float, n_power: int = 50
-) -> InverseCurvature | None:
-    """Cholesky inverse of the scaled curvature ``M``, extremes by power iteration.
+def _large_inverse(A: Tensor, ratio: float, n_power: int = 50) -> InverseCurvature | None:
+    """Cholesky inverse of the unit-curvature scaled ``A``, extremes by power iteration,
+    on ``A``'s own device (for thousands of parameters ``eigh`` would dominate).
 
-    Returns ``None`` when ``M`` is numerically singular (the caller falls back to the
-    eigendecomposition, which can isolate the singular directions).
+    Returns ``None`` when the scaled matrix is numerically singular (the caller falls back
+    to the eigendecomposition, which can isolate the singular directions).
     """
-    p = M.shape[0]
+    p = A.shape[0]
+    d = torch.diagonal(A)
+    s = torch.where(d > 0, torch.rsqrt(d), torch.ones_like(d))
+    M = A * s[:, None] * s[None, :]
     L, info = torch.linalg.cholesky_ex(M)
     if int(info) != 0:
         return None
@@ -143,10 +156,8 @@ def _large_inverse(
     top, low = float(v_top @ M @ v_top), float(v_low @ M @ v_low)
     if not low > p * torch.finfo(M.dtype).eps * top:
         return None
-    inverse = torch.cholesky_inverse(L) * s[:, None] * s[None, :]
-    near = low < near_null_ratio * top
-    directions = v_low[:, None] if near else v_low.new_zeros(p, 0)
-    ratios = M.new_tensor([low / top]) if near else M.new_zeros(0)
-    return InverseCurvature(
-        inverse, top / low, directions, ratios, torch.zeros(p, dtype=torch.bool, device=M.device)
-    )
+    inverse = host64(torch.cholesky_inverse(L) * s[:, None] * s[None, :])
+    near = low < ratio * top
+    directions = host64(v_low[:, None]) if near else np.zeros((p, 0))
+    ratios = np.array([low / top]) if near else np.zeros(0)
+    return InverseCurvature(inverse, top / low, directions, ratios, np.zeros(p, dtype=bool))

@@ -43,6 +43,11 @@ class Param:
 
 
 def _as_tensor(name: str, value, dtype: torch.dtype, device) -> Tensor:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # the common case, checked in Python: a tensor op costs microseconds on a scalar
+        if not math.isfinite(value):
+            raise InputError(f"parameter '{name}': starting value contains non-finite entries")
+        return torch.tensor(float(value), dtype=dtype, device=device)
     try:
         t = torch.as_tensor(value, dtype=dtype, device=device)
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -71,6 +76,8 @@ def _check_bounds(name: str, bounds) -> Bounds:
 
 
 def _check_inside(name: str, value: Tensor, lo: float | None, hi: float | None) -> None:
+    if lo is None and hi is None:
+        return
     if lo is not None and bool((value <= lo).any()):
         raise InputError(
             f"parameter '{name}': starting value {_short(value)} is not strictly above its "
@@ -151,11 +158,23 @@ class Params(Mapping):
     def to(self, dtype: torch.dtype | None = None, device=None) -> Params:
         """A copy with every value converted to ``dtype`` on ``device``."""
         dtype = dtype or self.dtype
+        if dtype == self.dtype and (device is None or torch.device(device) == self.device):
+            return self._copy()  # nothing to convert: the values were checked already
         items = {
             n: Param(self.values[n].to(dtype=dtype, device=device), p.bounds, p.fixed)
             for n, p in self._params.items()
         }
         return Params(items, dtype=dtype, device=device)
+
+    def _copy(self) -> Params:
+        """A copy sharing nothing mutable with ``self`` (values cloned), without re-checking."""
+        out = Params.__new__(Params)
+        out._params = dict(self._params)
+        out.values = {n: v.clone() for n, v in self.values.items()}
+        out.bijections = dict(self.bijections)
+        out.dtype, out.device = self.dtype, self.device
+        out._layout()
+        return out
 
     def with_values(self, values: Mapping[str, Tensor | float]) -> Params:
         """A copy whose starting values are replaced by ``values`` (others kept)."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from inversekit.linalg import inverse_curvature
+from inversekit.linalg import host64, inverse_curvature
 
 # Use the m x p Jacobian itself (more accurate) for the covariance below these sizes.
 _MAX_JACOBIAN_ELEMENTS = 10_000_000
@@ -51,41 +52,48 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
         scale = 1.0
     else:
         scale = chi2 / ndf if ndf > 0 else math.nan
-    G = params.derivative(u)
+    # p-sized algebra on the host, like the inverse itself
+    G = host64(params.derivative(u))
     cov = scale * inv.inverse * G[:, None] * G[None, :]
-    var = torch.diagonal(cov).clone()
+    var = np.diagonal(cov).copy()
     var[inv.singular] = math.inf
-    stderr = torch.sqrt(var)
-    distance = params.distance_to_bounds(params.physical(u))
-    pinned = (distance <= stderr) | (inv.singular & torch.isfinite(distance))
+    stderr = np.sqrt(var)
+    distance = host64(params.distance_to_bounds(params.physical(u)))
+    pinned = (distance <= stderr) | (inv.singular & np.isfinite(distance))
     stderr[pinned] = math.nan
     labels = params.labels()
+
+    def tensor(a: np.ndarray) -> Tensor:
+        return torch.from_numpy(a).to(device=u.device, dtype=u.dtype)
+
     return Uncertainty(
-        covariance=cov,
-        stderr=stderr,
-        correlation=_correlation(cov, stderr),
+        covariance=tensor(cov),
+        stderr=tensor(stderr),
+        correlation=tensor(_correlation(cov, stderr)),
         scale=scale,
         condition=inv.condition,
         near_null=_directions(inv.null_directions, labels),
-        at_bounds=[labels[i] for i in torch.nonzero(pinned).flatten().tolist()],
-        unidentified=[labels[i] for i in torch.nonzero(inv.singular & ~pinned).flatten().tolist()],
+        at_bounds=[labels[i] for i in np.flatnonzero(pinned)],
+        unidentified=[labels[i] for i in np.flatnonzero(inv.singular & ~pinned)],
     )
 
 
-def _correlation(cov: Tensor, stderr: Tensor) -> Tensor:
-    sd = torch.sqrt(torch.diagonal(cov))
-    corr = cov / (sd[:, None] * sd[None, :])
-    bad = ~torch.isfinite(stderr)
+def _correlation(cov: np.ndarray, stderr: np.ndarray) -> np.ndarray:
+    sd = np.sqrt(np.diagonal(cov))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = cov / (sd[:, None] * sd[None, :])
+    bad = ~np.isfinite(stderr)
     corr[bad, :] = math.nan
     corr[:, bad] = math.nan
     return corr
 
 
-def _directions(vectors: Tensor, labels: list[str], weight: float = 0.1) -> list[list[str]]:
-    """Names of the parameters making up each near-null direction, largest weight first."""
+def _directions(vectors, labels: list[str], weight: float = 0.1) -> list[list[str]]:
+    """Names of the parameters making up each near-null direction (columns of
+    ``vectors``, a tensor or an array), largest weight first."""
+    v = np.abs(host64(vectors))
     out = []
-    for k in range(vectors.shape[1]):
-        v = vectors[:, k].abs()
-        order = torch.argsort(v, descending=True).tolist()
-        out.append([labels[i] for i in order if float(v[i]) >= weight])
+    for k in range(v.shape[1]):
+        order = np.argsort(-v[:, k], kind="stable")
+        out.append([labels[i] for i in order if v[i, k] >= weight])
     return out

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from inversekit.errors import InputError
-from inversekit.linalg import DampedSystem
+from inversekit.linalg import DampedSystem, host64
 from inversekit.optimize.status import Status
 
 # Relative cost changes below this many units in the last place are rounding noise.
@@ -108,7 +108,7 @@ class LevenbergMarquardt:
             )
         u = problem.u0.clone()
         ne = problem.normal_equations(u)
-        A, g = _host(ne.A), _host(ne.g)
+        A, g = host64(ne.A), host64(ne.g)
         return LMState(
             u=u,
             cost=ne.cost,
@@ -143,7 +143,7 @@ class LevenbergMarquardt:
             )
             if math.isfinite(cost_new) and good:
                 ne = problem.normal_equations(u_new)
-                A, g = _host(ne.A), _host(ne.g)
+                A, g = host64(ne.A), host64(ne.g)
                 if _finite(A, g):
                     new = _Point(u_new, ne.cost, A, g)
                     return self._accepted(state, new, step, actual, pred, lam, n_fev, floor)
@@ -172,7 +172,7 @@ class LevenbergMarquardt:
             and rel_actual <= 2 * rel_pred
         ):
             return Status.FTOL
-        size = math.sqrt(float(np.dot(state.D, _host(state.u) ** 2)))
+        size = math.sqrt(float(np.dot(state.D, host64(state.u) ** 2)))
         if state.step_norm <= self.xtol * (size + self.xtol):
             return Status.XTOL
         if _gradient_cosine(state.A, state.g, state.cost) <= self.gtol:
@@ -225,7 +225,7 @@ class LevenbergMarquardt:
         """``δ + a/2`` with ``(A + λD) a = -Jᵀ r''[δ, δ]``, or ``None`` when the
         acceleration is not finite or too large (``2‖a‖/‖δ‖ > geodesic_ratio``, scaled)."""
         v = torch.from_numpy(delta).to(state.u)
-        accel = system.solve(-_host(problem.jacobian.geodesic_rhs(state.u, v)))
+        accel = system.solve(-host64(problem.jacobian.geodesic_rhs(state.u, v)))
         if not np.isfinite(accel).all() or not accel.any():
             return None
         sd = np.sqrt(state.D)
@@ -290,11 +290,6 @@ class LMState:
     previous_step_norm: float = math.inf
     floor_steps: int = 0  # consecutive accepted steps too small for the cost to confirm
     reason: Status | None = None
-
-
-def _host(t: Tensor) -> np.ndarray:
-    """A tensor as a float64 NumPy array on the host."""
-    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
 def _finite(A: np.ndarray, g: np.ndarray) -> bool:
