@@ -31,6 +31,7 @@ from torch import Tensor
 from inversekit.derivatives import ChunkedJacobian, NormalEquations
 from inversekit.derivatives_compiled import _param_signature, _tensor_signature
 from inversekit.errors import describe
+from inversekit.memo import PointMemo
 
 STEP = 1e-20
 # Agreement with a reverse-mode product required at construction (both are exact to
@@ -60,8 +61,8 @@ class ComplexStepJacobian:
         self.batching: str | None = None
         self.engine_name = "eager"
         self.reason = ""
-        self._last: tuple[Tensor, Tensor, Tensor] | None = None  # (u, J, r)
-        self._steps: Tensor | None = None  # i h I, the p perturbations
+        self._last = PointMemo()  # (J, r) at the last point asked
+        self._steps: Tensor | None = None  # h I: the imaginary parts of the p points
         self._cinputs: tuple | None = None
         self._validate()
 
@@ -125,28 +126,24 @@ class ComplexStepJacobian:
         self.batching = batching
         self.engine_name = "complex-step"
         self.reason = f"complex step {how} ({batching})"
-        self._last = (u.detach().clone(), J, r)  # the solver starts here
+        self._last.put(u, (J, r))  # the solver starts here
 
     # --- evaluation -----------------------------------------------------------------
-    def _complex_residuals(self, U: Tensor, batching: str) -> Tensor:
-        """Whitened residuals ``(b, n)`` at a batch ``U`` (b x p) of complex points."""
+    def _complex_outputs(self, U: Tensor, batching: str) -> Tensor:
+        """Model outputs ``(b, n)`` (flat, not whitened) at a batch ``U`` (b x p) of complex
+        points: only their imaginary parts are used, so ``y`` is never subtracted."""
         pr = self.problem
-        sigma = pr.noise.sigma
-        y = pr.y.reshape(-1)
 
         def one(u: Tensor) -> Tensor:
             return pr.model(pr.params.unpack(u), *pr.inputs).reshape(-1)
 
         if batching == "vmap":
-            f = torch.vmap(one)(U)
-        else:
-            inputs = self._complex_inputs() if batching == "broadcast-complex" else pr.inputs
-            f = pr.model(_batched_unpack(pr.params, U, pr.y.dim()), *inputs)
-            if f.shape != (U.shape[0], *pr.y.shape):
-                raise ValueError(f"batched output has shape {tuple(f.shape)}")
-            f = f.reshape(U.shape[0], -1)
-        raw = f - y
-        return raw if sigma is None else raw / sigma
+            return torch.vmap(one)(U)
+        inputs = self._complex_inputs() if batching == "broadcast-complex" else pr.inputs
+        f = pr.model(_batched_unpack(pr.params, U, pr.y.dim()), *inputs)
+        if f.shape != (U.shape[0], *pr.y.shape):
+            raise ValueError(f"batched output has shape {tuple(f.shape)}")
+        return f.reshape(U.shape[0], -1)
 
     def _complex_inputs(self) -> tuple:
         """The problem's inputs with floating tensors made complex (made once)."""
@@ -163,25 +160,26 @@ class ComplexStepJacobian:
 
     def _evaluate(self, u: Tensor, batching: str | None = None) -> tuple[Tensor, Tensor]:
         """``(J, r)`` at ``u`` from one batched complex evaluation."""
-        if self._steps is None or self._steps.shape[0] != u.numel():
-            p = u.numel()
-            eye = torch.eye(p, dtype=u.dtype, device=u.device)
-            self._steps = torch.complex(torch.zeros_like(eye), self.step * eye)
-        U = u.to(self._steps.dtype) + self._steps  # row k: u + i h e_k
+        p = u.numel()
+        if self._steps is None or self._steps.shape[0] != p:
+            self._steps = self.step * torch.eye(p, dtype=u.dtype, device=u.device)
+        U = torch.complex(u.expand(p, p), self._steps)  # row k: u + i h e_k
         with torch.no_grad():
-            R = self._complex_residuals(U, batching or self.batching)
+            R = self._complex_outputs(U, batching or self.batching)
             # r from the real model, not Re R: complex exp, division... round differently,
             # and g = Jᵀr must match the real cost the solver compares steps with, or the
             # last digits of the minimum are lost (MGH17: 8.5 instead of 11.5 digits)
             r = self._real_residuals(u)
-        return (R.imag / self.step).mT, r
+        J = R.imag.mT / self.step
+        sigma = self.problem.noise.sigma
+        return (J if sigma is None else J / sigma[:, None]), r
 
     def _jacobian(self, u: Tensor) -> tuple[Tensor, Tensor]:
-        last = self._last
-        if last is not None and torch.equal(last[0], u):
-            return last[1], last[2]
+        last = self._last.get(u)
+        if last is not None:
+            return last
         J, r = self._evaluate(u)
-        self._last = (u.detach().clone(), J, r)
+        self._last.put(u, (J, r))
         return J, r
 
     # --- the ChunkedJacobian interface ----------------------------------------------

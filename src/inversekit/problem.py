@@ -19,6 +19,7 @@ from inversekit.derivatives_compiled import CompiledJacobian, EagerJacobian
 from inversekit.derivatives_complex import ComplexStepJacobian
 from inversekit.errors import InputError, ModelError
 from inversekit.likelihood import GaussianNoise, first_where, make_noise, not_finite
+from inversekit.memo import PointMemo
 from inversekit.params import Params
 
 Model = Callable[..., Tensor]
@@ -190,9 +191,9 @@ class LeastSquares:
         self.chunks = self._make_chunks(chunk_rows)
         self._chunk_residuals = [self.residual_function(rows) for rows in self.chunks]
         # one-point memos (point, value): solvers ask again for what they just computed
-        self._memo: tuple[Tensor, Tensor] | None = None
-        self._cost_memo: tuple[Tensor, float] | None = None
-        self._ne_memo: tuple[Tensor, object] | None = None
+        self._memo = PointMemo()  # residuals (unchunked problems)
+        self._cost_memo = PointMemo()  # cost (chunked problems)
+        self._ne_memo = PointMemo()  # normal equations
         self.jacobian = make_jacobian(self, jacobian)
 
     # --- validation -----------------------------------------------------------------
@@ -362,18 +363,18 @@ class LeastSquares:
         if len(self._chunk_residuals) == 1:
             r = self._memoised_residuals(u)
             return 0.5 * float(torch.dot(r, r))
-        memo = self._cost_memo
-        if memo is not None and _same_point(memo[0], u):
-            return memo[1]
-        ne = self._ne_memo
-        if ne is not None and _same_point(ne[0], u):
-            return ne[1].cost  # the pass over the data that gave them summed the cost too
+        total = self._cost_memo.get(u)
+        if total is not None:
+            return total
+        ne = self._ne_memo.get(u)
+        if ne is not None:
+            return ne.cost  # the pass over the data that gave them summed the cost too
         total = 0.0
         with torch.no_grad():
             for residuals in self._chunk_residuals:
                 r = residuals(u)
                 total += 0.5 * float(torch.dot(r, r))
-        self._cost_memo = (u.detach().clone(), total)
+        self._cost_memo.put(u, total)
         return total
 
     def _memoised_residuals(self, u: Tensor) -> Tensor:
@@ -383,12 +384,11 @@ class LeastSquares:
         Jacobian there: the derivative engines reuse these residuals instead of calling the
         model again (a third of the model calls of a small fit).
         """
-        memo = self._memo
-        if memo is not None and _same_point(memo[0], u):
-            return memo[1]
-        with torch.no_grad():
-            r = self._chunk_residuals[0](u)
-        self._memo = (u.detach().clone(), r)
+        r = self._memo.get(u)
+        if r is None:
+            with torch.no_grad():
+                r = self._chunk_residuals[0](u)
+            self._memo.put(u, r)
         return r
 
     def chi2(self, u: Tensor) -> float:
@@ -401,11 +401,10 @@ class LeastSquares:
         Remembered for the last point asked: the uncertainty step at the solution reuses
         the solver's last pass instead of making one more over all the data.
         """
-        memo = self._ne_memo
-        if memo is not None and _same_point(memo[0], u):
-            return memo[1]
-        ne = self.jacobian.normal_equations(u)
-        self._ne_memo = (u.detach().clone(), ne)
+        ne = self._ne_memo.get(u)
+        if ne is None:
+            ne = self.jacobian.normal_equations(u)
+            self._ne_memo.put(u, ne)
         return ne
 
     def log_likelihood(self, u: Tensor) -> float:
@@ -436,10 +435,6 @@ class LeastSquares:
 def _same(a: Tensor, b: Tensor) -> bool:
     """Model outputs equal to rounding (the same rows evaluated in different company)."""
     return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-13, atol=0.0, equal_nan=True))
-
-
-def _same_point(a: Tensor, b: Tensor) -> bool:
-    return a.shape == b.shape and a.device == b.device and bool(torch.equal(a, b))
 
 
 class Objective:
