@@ -358,6 +358,13 @@ class BatchedLeastSquares:
         with torch.no_grad():
             return self._map(self._residual, u, self.batch_args(idx))
 
+    @property
+    def speculative(self) -> bool:
+        """Whether a pass giving the normal equations costs little more than one giving the
+        cost (the compiled broadcast form): the solver then asks for the normal equations at
+        trial points that are likely to be accepted, and saves the second pass."""
+        return self.form is not None and self.form.compiled
+
     def costs(self, u: Tensor, idx: Tensor) -> Tensor:
         """``(k,)`` ``½ chi2`` of problems ``idx`` at ``u``."""
         if self.form is not None:

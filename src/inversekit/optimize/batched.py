@@ -126,14 +126,16 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         last_pred[tried] = pred
         cost = st.costs[tried]
         u_new = st.u[tried] + delta
-        cost_new = problem.costs(u_new, tried)
+        cost_new, spec = self._trial_costs(problem, st, tried, u_new)
         st.n_fev[tried] += 1
         floor = pred <= _ROUNDING * cost
         if self.geodesic:
             finite = torch.isfinite(cost_new)
             need = ~floor & ~(finite & (cost - cost_new >= self.geodesic_below * pred))
             if bool(need.any()):
-                self._accelerate(problem, st, tried, need, delta, u_new, cost_new, lam)
+                moved = self._accelerate(problem, st, tried, need, delta, u_new, cost_new, lam)
+                if spec is not None:
+                    spec[0][moved] = False  # that point's normal equations are not these
         actual = cost - cost_new
         good = ((pred > 0) & (actual >= self.accept * pred)) | (
             floor & (actual >= -_ROUNDING * cost)
@@ -141,9 +143,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         good &= torch.isfinite(cost_new)
         accepted = torch.zeros_like(good)
         if bool(good.any()):
-            g_idx = tried[good]
-            ne = problem.batched_normal_equations(u_new[good], g_idx)
-            st.n_jev[g_idx] += 1
+            ne = self._normal_equations(problem, st, tried, u_new, good, spec)
             finite = torch.isfinite(ne[0]).flatten(1).all(1) & torch.isfinite(ne[1]).all(1)
             accepted[good] = finite
             a = good.clone()
@@ -158,6 +158,43 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         done[ok] = accepted | (refused & floor)
         return done
 
+    @staticmethod
+    def _trial_costs(problem, st, tried: Tensor, u_new: Tensor):
+        """Costs at the trial points ``u_new`` of problems ``tried``, and the speculative
+        normal equations ``(made, A, g)``: where the problem's last step was well modelled
+        (and so this one is likely to be accepted) and a normal-equation pass costs little
+        more than a cost pass, the normal equations are computed at once (as in
+        :meth:`LevenbergMarquardt._trial_cost`); ``made`` marks those rows."""
+        if not getattr(problem, "speculative", False):
+            return problem.costs(u_new, tried), None
+        made = st.actual[tried] >= 0.75 * st.pred[tried]
+        k, p = u_new.shape
+        A, g, cost_new = u_new.new_zeros(k, p, p), u_new.new_zeros(k, p), u_new.new_zeros(k)
+        if bool(made.any()):
+            A[made], g[made], cost_new[made] = problem.batched_normal_equations(
+                u_new[made], tried[made]
+            )
+            st.n_jev[tried[made]] += 1
+        if not bool(made.all()):
+            cost_new[~made] = problem.costs(u_new[~made], tried[~made])
+        return cost_new, (made, A, g, cost_new.clone())
+
+    @staticmethod
+    def _normal_equations(problem, st, tried: Tensor, u_new: Tensor, good: Tensor, spec):
+        """``(A, g, cost)`` at the accepted points ``u_new[good]``: the speculative ones
+        where they were made at that point, a new pass for the others."""
+        if spec is None:
+            st.n_jev[tried[good]] += 1
+            return problem.batched_normal_equations(u_new[good], tried[good])
+        made, A, g, cost = spec
+        missing = good & ~made
+        if bool(missing.any()):
+            A[missing], g[missing], cost[missing] = problem.batched_normal_equations(
+                u_new[missing], tried[missing]
+            )
+            st.n_jev[tried[missing]] += 1
+        return A[good], g[good], cost[good]
+
     def _trial(self, st, idx: Tensor, lam: Tensor):
         """Damped steps ``δ`` of problems ``idx``, predicted reductions
         ``-(gᵀδ + ½ δᵀAδ)``, and which solves succeeded (``ok``)."""
@@ -166,8 +203,9 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         pred = -((g * delta).sum(1) + 0.5 * (delta * (A @ delta[..., None])[..., 0]).sum(1))
         return delta, pred, ok
 
-    def _accelerate(self, problem, st, tried, need, delta, u_new, cost_new, lam) -> None:
-        """Geodesic acceleration for the problems ``tried[need]``, in place.
+    def _accelerate(self, problem, st, tried, need, delta, u_new, cost_new, lam) -> Tensor:
+        """Geodesic acceleration for the problems ``tried[need]``, in place; returns which
+        of ``tried`` moved to their accelerated point.
 
         As :meth:`LevenbergMarquardt._accelerated`, with the secant second difference
         ``r''[δ, δ] ≈ 2 (r(u + δ) - r - J δ)`` projected on the Jacobian:
@@ -178,6 +216,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         few problems only, instead of their Jacobians. Where ``u + δ + a/2`` is better than
         ``u + δ`` it replaces ``delta``, ``u_new`` and ``cost_new``.
         """
+        moved = torch.zeros_like(need)
         pos = torch.nonzero(need).flatten()
         sub = tried[pos]
         d = delta[pos]
@@ -196,7 +235,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         size = torch.linalg.vector_norm(sd * accel, dim=1)
         ok &= resolved & (2 * size <= self.geodesic_ratio * torch.linalg.vector_norm(sd * d, dim=1))
         if not bool(ok.any()):
-            return
+            return moved
         pos, sub, step = pos[ok], sub[ok], d[ok] + 0.5 * accel[ok]
         u_acc = st.u[sub] + step
         cost_acc = problem.costs(u_acc, sub)
@@ -204,6 +243,8 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         better = torch.isfinite(cost_acc) & ~(cost_acc >= cost_new[pos])
         pos = pos[better]
         delta[pos], u_new[pos], cost_new[pos] = step[better], u_acc[better], cost_acc[better]
+        moved[pos] = True
+        return moved
 
     def _accept(self, st, idx, u_new, delta, ne, actual, pred, lam, floor) -> None:
         """Move problems ``idx`` to their accepted trial points (as ``LM._accepted``)."""
