@@ -203,13 +203,13 @@ class BroadcastForm:
 
 def _compiled_kernels(form: BroadcastForm) -> tuple[Callable, Callable]:
     """``(normal, cost)`` compiled for the form's problem, cached per model and shapes."""
-    from inversekit.derivatives_compiled import _enable_disk_cache, _param_signature
+    from inversekit.derivatives_compiled import _enable_disk_cache, param_signature
 
     pr = form.problem
     args = form.args(pr.valid_indices()[:1])
     key = (
         id(pr.model),
-        _param_signature(pr.params),
+        param_signature(pr.params),
         form.chunk,
         tuple(pr.y.shape[1:]),
         tuple(tuple(a.shape) if isinstance(a, Tensor) else repr(a) for a in args[3:]),

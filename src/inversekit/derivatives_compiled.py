@@ -104,7 +104,7 @@ def chunk_rows_for(row_elements: int, p: int, budget: int = COMPILED_CHUNK_BYTES
     return 1 << (rows.bit_length() - 1)
 
 
-def _param_signature(params) -> tuple:
+def param_signature(params) -> tuple:
     """What of a Params layout the compiled graph bakes in: names, shapes, bounds, fixed values."""
     sig = []
     for name in params:
@@ -115,7 +115,7 @@ def _param_signature(params) -> tuple:
     return tuple(sig)
 
 
-def _tensor_signature(t) -> tuple:
+def tensor_signature(t) -> tuple:
     if isinstance(t, Tensor):
         return ("T", tuple(t.shape), t.dtype, str(t.device))
     return ("O", id(t))
@@ -156,7 +156,7 @@ class CompiledJacobian:
         self.compile_seconds: float | None = None
         self._check = check
         self._fused = _fused(problem.params) and (
-            (id(problem.model), _param_signature(problem.params)) not in _UNFUSABLE
+            (id(problem.model), param_signature(problem.params)) not in _UNFUSABLE
         )
         self._chunk_rows_option = chunk_rows
         if self._fused:
@@ -222,9 +222,9 @@ class CompiledJacobian:
         y, sigma, arrays = self._chunks[0]
         key = (
             id(pr.model),
-            _param_signature(pr.params),
-            _tensor_signature(y),
-            tuple(_tensor_signature(a) for a in arrays),
+            param_signature(pr.params),
+            tensor_signature(y),
+            tuple(tensor_signature(a) for a in arrays),
             pr.dtype,
             str(pr.device),
             self._fused,
@@ -256,7 +256,7 @@ class CompiledJacobian:
         except Exception as exc:  # noqa: BLE001 - any compile failure means: stay eager
             if self._fused:  # torch cannot trace every model per parameter: try the other
                 _KERNELS.pop(self._key, None)
-                _UNFUSABLE.add((id(self.problem.model), _param_signature(self.problem.params)))
+                _UNFUSABLE.add((id(self.problem.model), param_signature(self.problem.params)))
                 self._fused = False
                 self._layout(self._chunk_rows_option)  # the jacfwd kernel holds J: smaller
                 self.reason = f"compiled jacfwd kernel (one-loop kernel: {type(exc).__name__})"

@@ -14,9 +14,10 @@ one (wider) forward evaluation instead of ``p`` forward-mode passes through
 The batch is formed by broadcasting when the model allows it (each free scalar parameter
 becomes a ``(p, 1, ..., 1)`` tensor) and by ``torch.vmap`` otherwise. Models that are not
 holomorphic (``abs``, ``clamp``, comparisons, ``real``...) either raise on complex input or
-give a wrong imaginary part; the engine is therefore validated once, at construction,
-by comparing ``wᵀJ`` with one reverse-mode product of the real model, and falls back to
-forward mode otherwise, recording why.
+give a wrong imaginary part; the engine is therefore validated at construction by
+comparing ``wᵀJ`` with one reverse-mode product of the real model, and falls back to
+forward mode otherwise, recording why. A model object that passed is not checked again for
+problems of the same layout (parameter names, bounds, fixed values, input shapes).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor
 
 from inversekit.derivatives import ChunkedJacobian, NormalEquations
-from inversekit.derivatives_compiled import _param_signature, _tensor_signature
+from inversekit.derivatives_compiled import param_signature, tensor_signature
 from inversekit.errors import describe
 from inversekit.memo import PointMemo
 
@@ -241,8 +242,8 @@ _VERDICTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _layout_key(pr) -> tuple:
-    inputs = tuple(_tensor_signature(v) for v in pr.inputs)
-    return (_param_signature(pr.params), inputs, tuple(pr.y.shape), pr.dtype, str(pr.device))
+    inputs = tuple(tensor_signature(v) for v in pr.inputs)
+    return (param_signature(pr.params), inputs, tuple(pr.y.shape), pr.dtype, str(pr.device))
 
 
 def _known(pr) -> str | None:
