@@ -121,8 +121,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         lam[idx[~ok]] *= self.lambda_up
         if not bool(ok.any()):
             return done
-        tried = idx[ok]
-        delta, pred = delta[ok], pred[ok]
+        tried, delta, pred = _rows(ok, idx, delta, pred)
         last_pred[tried] = pred
         cost = st.costs[tried]
         u_new = st.u[tried] + delta
@@ -148,8 +147,9 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
             accepted[good] = finite
             a = good.clone()
             a[good] = finite
-            ne = tuple(t[finite] for t in ne)
-            self._accept(st, tried[a], u_new[a], delta[a], ne, actual[a], pred[a], lam, floor[a])
+            ne = _rows(finite, *ne)
+            i, u, d, act, prd, fl = _rows(a, tried, u_new, delta, actual, pred, floor)
+            self._accept(st, i, u, d, ne, act, prd, lam, fl)
         refused = ~accepted
         at_floor = tried[refused & floor]
         st.lam[at_floor] = lam[at_floor]
@@ -168,6 +168,10 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         if not getattr(problem, "speculative", False):
             return problem.costs(u_new, tried), None
         made = st.actual[tried] >= 0.75 * st.pred[tried]
+        if bool(made.all()):  # the usual case: no scatter into buffers
+            A, g, cost_new = problem.batched_normal_equations(u_new, tried)
+            st.n_jev[tried] += 1
+            return cost_new, (made, A, g, cost_new.clone())
         k, p = u_new.shape
         A, g, cost_new = u_new.new_zeros(k, p, p), u_new.new_zeros(k, p), u_new.new_zeros(k)
         if bool(made.any()):
@@ -175,8 +179,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
                 u_new[made], tried[made]
             )
             st.n_jev[tried[made]] += 1
-        if not bool(made.all()):
-            cost_new[~made] = problem.costs(u_new[~made], tried[~made])
+        cost_new[~made] = problem.costs(u_new[~made], tried[~made])
         return cost_new, (made, A, g, cost_new.clone())
 
     @staticmethod
@@ -184,8 +187,9 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         """``(A, g, cost)`` at the accepted points ``u_new[good]``: the speculative ones
         where they were made at that point, a new pass for the others."""
         if spec is None:
-            st.n_jev[tried[good]] += 1
-            return problem.batched_normal_equations(u_new[good], tried[good])
+            u, idx = _rows(good, u_new, tried)
+            st.n_jev[idx] += 1
+            return problem.batched_normal_equations(u, idx)
         made, A, g, cost = spec
         missing = good & ~made
         if bool(missing.any()):
@@ -193,7 +197,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
                 u_new[missing], tried[missing]
             )
             st.n_jev[tried[missing]] += 1
-        return A[good], g[good], cost[good]
+        return _rows(good, A, g, cost)
 
     def _trial(self, st, idx: Tensor, lam: Tensor):
         """Damped steps ``δ`` of problems ``idx``, predicted reductions
@@ -351,6 +355,14 @@ class BatchedLMState:
         self.running[idx] = False
         for b in idx.tolist():
             self.status[b] = status
+
+
+def _rows(mask: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """The rows of each tensor where ``mask`` holds; the tensors themselves (no copies)
+    when it holds everywhere, the usual case: most problems take most trial steps."""
+    if bool(mask.all()):
+        return tensors
+    return tuple(t[mask] for t in tensors)
 
 
 def batched_damped_solve(A: Tensor, rhs: Tensor, D: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
