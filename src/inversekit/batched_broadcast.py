@@ -221,9 +221,28 @@ def _compiled_kernels(form: BroadcastForm) -> tuple[Callable, Callable]:
     if hit is not None and hit[2] is pr.model:
         return hit[0], hit[1]
     _enable_disk_cache()
-    kernels = (
-        torch.compile(form.fns.normal, dynamic=False, fullgraph=True),
-        torch.compile(form.fns.cost, dynamic=False, fullgraph=True),
-    )
+    names = tuple(sorted(args[0]))
+    kernels = (_FlatKernel(form.fns.normal, names), _FlatKernel(form.fns.cost, names))
     _KERNELS[key] = (*kernels, pr.model)
     return kernels
+
+
+class _FlatKernel:
+    """A broadcast-form function ``fn(u, fixed, y, sw, *inputs)`` traced and compiled by
+    :class:`~inversekit.derivatives_compiled._Pretraced` (directly by inductor: a fit calls
+    it on a few hundred chunks), which takes tensor arguments only: the dict of fixed
+    values is passed as tensors in the order of ``names``."""
+
+    def __init__(self, fn: Callable, names: tuple[str, ...]):
+        from inversekit.derivatives_compiled import _Pretraced
+
+        self.names = names
+        m = len(names)
+
+        def flat(u: Tensor, *rest: Tensor):
+            return fn(u, dict(zip(names, rest[:m], strict=True)), *rest[m:])
+
+        self.kernel = _Pretraced(flat, {}, direct=True)
+
+    def __call__(self, u: Tensor, fixed: dict, *rest):
+        return self.kernel(u, *(fixed[n] for n in self.names), *rest)
