@@ -362,7 +362,7 @@ class BatchedLeastSquares:
     def speculative(self) -> bool:
         """Whether a pass giving the normal equations costs little more than one giving the
         cost (the compiled broadcast form): the solver then asks for the normal equations at
-        trial points that are likely to be accepted, and saves the second pass."""
+        its trial points, and an accepted step needs no second pass."""
         return self.form is not None and self.form.compiled
 
     def costs(self, u: Tensor, idx: Tensor) -> Tensor:

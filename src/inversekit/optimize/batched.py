@@ -161,25 +161,22 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
     @staticmethod
     def _trial_costs(problem, st, tried: Tensor, u_new: Tensor):
         """Costs at the trial points ``u_new`` of problems ``tried``, and the speculative
-        normal equations ``(made, A, g)``: where the problem's last step was well modelled
-        (and so this one is likely to be accepted) and a normal-equation pass costs little
-        more than a cost pass, the normal equations are computed at once (as in
-        :meth:`LevenbergMarquardt._trial_cost`); ``made`` marks those rows."""
+        normal equations ``(made, A, g, cost)`` (``None`` when not speculative).
+
+        Where a normal-equation pass costs little more than a cost pass (the compiled
+        form: one fused kernel), every trial point gets its normal equations at once, so an
+        accepted step costs one pass instead of two. Unlike the single-problem solver, which
+        does this only after a well-modelled step, the batch does it for every problem:
+        splitting the trials into likely and unlikely ones would cost two passes over
+        padded subsets, while a rejected trial only wastes the Jacobian part of its pass,
+        and LM's damping makes rejections rare (none of the 107,000 trials of the
+        10,000-problem benchmark). ``made`` marks the rows whose normal equations are at
+        ``u_new`` (the caller clears those it moves to an accelerated point)."""
         if not getattr(problem, "speculative", False):
             return problem.costs(u_new, tried), None
-        made = st.actual[tried] >= 0.75 * st.pred[tried]
-        if bool(made.all()):  # the usual case: no scatter into buffers
-            A, g, cost_new = problem.batched_normal_equations(u_new, tried)
-            st.n_jev[tried] += 1
-            return cost_new, (made, A, g, cost_new.clone())
-        k, p = u_new.shape
-        A, g, cost_new = u_new.new_zeros(k, p, p), u_new.new_zeros(k, p), u_new.new_zeros(k)
-        if bool(made.any()):
-            A[made], g[made], cost_new[made] = problem.batched_normal_equations(
-                u_new[made], tried[made]
-            )
-            st.n_jev[tried[made]] += 1
-        cost_new[~made] = problem.costs(u_new[~made], tried[~made])
+        A, g, cost_new = problem.batched_normal_equations(u_new, tried)
+        st.n_jev[tried] += 1
+        made = torch.ones_like(tried, dtype=torch.bool)
         return cost_new, (made, A, g, cost_new.clone())
 
     @staticmethod
