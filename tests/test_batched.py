@@ -352,3 +352,14 @@ def test_float32_batch_matches_float64_to_float32_accuracy():
     for k in NAMES:
         torch.testing.assert_close(r32.stderr[k].double(), r64.stderr[k], rtol=1e-3, atol=0.0)
         torch.testing.assert_close(r32.params[k].double(), r64.params[k], rtol=1e-4, atol=1e-5)
+
+
+def test_finite_rows_flags_nan_inf_and_not_overflow():
+    from inversekit.optimize.batched import finite_rows
+
+    A = torch.ones(4, 2, 2, dtype=torch.float64)
+    g = torch.ones(4, 2, dtype=torch.float64)
+    A[1, 0, 1] = math.nan
+    g[2, 1] = -math.inf
+    A[3] = 1e308  # finite terms whose sum overflows
+    assert finite_rows(A, g).tolist() == [True, False, False, True]

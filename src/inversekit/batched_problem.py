@@ -192,14 +192,17 @@ class BatchedLeastSquares:
             sw = torch.sqrt(w)
         self.y = y
         self.sqrt_weights = sw.reshape(B, -1)
+        finite = []
         for label, t in (("y", y.reshape(B, -1)), ("sigma/weights", self.sqrt_weights)):
-            bad = ~torch.isfinite(t)
-            for b in torch.nonzero(bad.any(dim=1)).flatten().tolist():
-                self._invalidate(b, f"{label} has {int(bad[b].sum())} non-finite value(s)")
-        # Invalid problems keep finite placeholders so vectorised passes stay finite.
-        finite = torch.isfinite(self.y) & torch.isfinite(sw)
-        self.y = torch.where(finite, self.y, 0.0)
-        self.sqrt_weights = torch.where(finite.reshape(B, -1), self.sqrt_weights, 0.0)
+            ok = torch.isfinite(t)
+            finite.append(ok)
+            for b in torch.nonzero(~ok.all(dim=1)).flatten().tolist():
+                self._invalidate(b, f"{label} has {int((~ok[b]).sum())} non-finite value(s)")
+        both = finite[0] & finite[1]
+        if not bool(both.all()):
+            # invalid problems keep finite placeholders so vectorised passes stay finite
+            self.y = torch.where(both.reshape(y.shape), self.y, 0.0)
+            self.sqrt_weights = torch.where(both, self.sqrt_weights, 0.0)
         self.n_data = (self.sqrt_weights > 0).sum(dim=1)
         for b in torch.nonzero(self.n_data < self.params.n_free).flatten().tolist():
             self._invalidate(

@@ -143,7 +143,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         accepted = torch.zeros_like(good)
         if bool(good.any()):
             ne = self._normal_equations(problem, st, tried, u_new, good, spec)
-            finite = torch.isfinite(ne[0]).flatten(1).all(1) & torch.isfinite(ne[1]).all(1)
+            finite = finite_rows(ne[0], ne[1])
             accepted[good] = finite
             a = good.clone()
             a[good] = finite
@@ -345,13 +345,29 @@ class BatchedLMState:
 
     def finite(self, idx: Tensor) -> Tensor:
         """Which of problems ``idx`` have finite normal equations."""
-        return torch.isfinite(self.A[idx]).flatten(1).all(1) & torch.isfinite(self.g[idx]).all(1)
+        return finite_rows(self.A[idx], self.g[idx])
 
     def stop(self, idx: Tensor, status: Status) -> None:
         """Freeze problems ``idx`` with ``status``."""
         self.running[idx] = False
         for b in idx.tolist():
             self.status[b] = status
+
+
+def finite_rows(*tensors: Tensor) -> Tensor:
+    """``(k,)``: whether every element of row ``b`` of every tensor is finite.
+
+    A row's sum is finite when all its terms are (NaN and ±inf propagate), so one finite
+    sum per row answers for most rows in one pass; only rows whose sum is not finite, which
+    may also be an overflow of finite terms, are checked element by element."""
+    total = sum(t.flatten(1).sum(1) for t in tensors)
+    ok = torch.isfinite(total)
+    if not bool(ok.all()):
+        bad = ~ok
+        ok[bad] = torch.stack(
+            [torch.isfinite(t[bad]).flatten(1).all(1) for t in tensors], dim=1
+        ).all(1)
+    return ok
 
 
 def _rows(mask: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
@@ -378,7 +394,7 @@ def batched_damped_solve(A: Tensor, rhs: Tensor, D: Tensor, lam: Tensor) -> tupl
     L = torch.where(ok[:, None, None], L, eye)  # keep failed rows harmless
     scaled = torch.cholesky_solve((rhs * s)[..., None], L)[..., 0]
     delta = scaled * s
-    ok &= torch.isfinite(delta).all(1)
+    ok &= finite_rows(delta)
     return torch.where(ok[:, None], delta, 0.0), ok
 
 
