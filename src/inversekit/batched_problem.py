@@ -36,8 +36,9 @@ BATCHED_ENGINES = ("auto", "eager", "vmap", "compiled")
 CHUNK_POINTS = 2**16
 
 
-def _as_slice(idx: Tensor) -> Tensor | slice:
-    """``idx`` as a slice when it is a run of consecutive increasing indices."""
+def contiguous_rows(idx: Tensor) -> Tensor | slice:
+    """``idx`` as a slice when it is a run of consecutive increasing indices (indexing by
+    it then gives views and slice assignments, not gathers and scatters), else ``idx``."""
     k = idx.numel()
     if k and int(idx[-1]) - int(idx[0]) == k - 1 and bool((idx[1:] > idx[:-1]).all()):
         return slice(int(idx[0]), int(idx[0]) + k)
@@ -314,7 +315,7 @@ class BatchedLeastSquares:
 
     def batch_args(self, idx: Tensor) -> tuple:
         """Per-problem arguments (fixed values, y, √w, batched inputs) of problems ``idx``."""
-        rows = _as_slice(idx)  # a run of consecutive problems: views, not copies
+        rows = contiguous_rows(idx)  # a run of consecutive problems: views, not copies
         fixed = {n: v[rows] for n, v in self.fixed_values.items()}
         inputs = tuple(v[rows] for i, v in enumerate(self.inputs) if i in self.batched_inputs)
         return (fixed, self.y[rows], self.sqrt_weights[rows], *inputs)

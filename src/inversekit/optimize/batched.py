@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from inversekit.batched_problem import contiguous_rows
 from inversekit.errors import InputError
 from inversekit.optimize.levenberg_marquardt import (
     _MAX_FLOOR_STEPS,
@@ -122,11 +123,12 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         if not bool(ok.any()):
             return done
         tried, delta, pred = _rows(ok, idx, delta, pred)
-        last_pred[tried] = pred
-        cost = st.costs[tried]
-        u_new = st.u[tried] + delta
+        rows = contiguous_rows(tried)
+        last_pred[rows] = pred
+        cost = st.costs[rows].clone()
+        u_new = st.u[rows] + delta
         cost_new, spec = self._trial_costs(problem, st, tried, u_new)
-        st.n_fev[tried] += 1
+        st.n_fev[rows] += 1
         floor = pred <= _ROUNDING * cost
         if self.geodesic:
             finite = torch.isfinite(cost_new)
@@ -199,7 +201,8 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
     def _trial(self, st, idx: Tensor, lam: Tensor):
         """Damped steps ``δ`` of problems ``idx``, predicted reductions
         ``-(gᵀδ + ½ δᵀAδ)``, and which solves succeeded (``ok``)."""
-        A, g, D = st.A[idx], st.g[idx], st.D[idx]
+        rows = contiguous_rows(idx)
+        A, g, D = st.A[rows], st.g[rows], st.D[rows]
         delta, ok = batched_damped_solve(A, -g, D, lam)
         pred = -((g * delta).sum(1) + 0.5 * (delta * (A @ delta[..., None])[..., 0]).sum(1))
         return delta, pred, ok
@@ -249,27 +252,29 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
 
     def _accept(self, st, idx, u_new, delta, ne, actual, pred, lam, floor) -> None:
         """Move problems ``idx`` to their accepted trial points (as ``LM._accepted``)."""
-        step_norm = torch.linalg.vector_norm(torch.sqrt(st.D[idx]) * delta, dim=1)
-        cost_before = st.costs[idx]
-        st.u[idx] = u_new
-        st.store(idx, ne)
-        st.D[idx] = torch.maximum(st.D[idx], torch.diagonal(st.A[idx], dim1=1, dim2=2))
-        st.lam[idx] = torch.clamp(lam[idx] / self.lambda_down, min=_MIN_DAMPING)
-        st.actual[idx], st.pred[idx], st.cost_before[idx] = actual, pred, cost_before
-        st.previous_step_norm[idx] = st.step_norm[idx]
-        st.step_norm[idx] = step_norm
-        st.floor_steps[idx] = torch.where(floor, st.floor_steps[idx] + 1, 0)
+        rows = contiguous_rows(idx)
+        step_norm = torch.linalg.vector_norm(torch.sqrt(st.D[rows]) * delta, dim=1)
+        cost_before = st.costs[rows].clone()
+        st.u[rows] = u_new
+        st.store(rows, ne)
+        st.D[rows] = torch.maximum(st.D[rows], torch.diagonal(st.A[rows], dim1=1, dim2=2))
+        st.lam[rows] = torch.clamp(lam[rows] / self.lambda_down, min=_MIN_DAMPING)
+        st.actual[rows], st.pred[rows], st.cost_before[rows] = actual, pred, cost_before
+        st.previous_step_norm[rows] = st.step_norm[rows]
+        st.step_norm[rows] = step_norm
+        st.floor_steps[rows] = torch.where(floor, st.floor_steps[rows] + 1, 0)
 
     # --- per-problem stopping tests (as LM.terminate) --------------------------------
     def _check_stops(self, st: BatchedLMState) -> None:
         idx = torch.nonzero(st.running).flatten()
         if idx.numel() == 0:
             return
-        cost = st.costs[idx]
-        fl, sn, psn = st.floor_steps[idx], st.step_norm[idx], st.previous_step_norm[idx]
-        rel_a = st.actual[idx] / st.cost_before[idx]
-        rel_p = st.pred[idx] / st.cost_before[idx]
-        size = torch.linalg.vector_norm(torch.sqrt(st.D[idx]) * st.u[idx], dim=1)
+        rows = contiguous_rows(idx)
+        cost = st.costs[rows]
+        fl, sn, psn = st.floor_steps[rows], st.step_norm[rows], st.previous_step_norm[rows]
+        rel_a = st.actual[rows] / st.cost_before[rows]
+        rel_p = st.pred[rows] / st.cost_before[rows]
+        size = torch.linalg.vector_norm(torch.sqrt(st.D[rows]) * st.u[rows], dim=1)
         tests = [
             (cost == 0, Status.ZERO_RESIDUAL),
             ((fl > 0) & ((fl >= _MAX_FLOOR_STEPS) | (sn > 0.9 * psn)), Status.PRECISION),
@@ -281,7 +286,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
                 Status.FTOL,
             ),
             (sn <= self.xtol * (size + self.xtol), Status.XTOL),
-            (_gradient_cosine(st.A[idx], st.g[idx], cost) <= self.gtol, Status.GTOL),
+            (_gradient_cosine(st.A[rows], st.g[rows], cost) <= self.gtol, Status.GTOL),
         ]
         undecided = torch.ones_like(cost, dtype=torch.bool)
         for hit, status in tests:
