@@ -363,3 +363,18 @@ def test_finite_rows_flags_nan_inf_and_not_overflow():
     g[2, 1] = -math.inf
     A[3] = 1e308  # finite terms whose sum overflows
     assert finite_rows(A, g).tolist() == [True, False, False, True]
+
+
+@pytest.mark.parametrize("p", [1, 3, 6])
+def test_unrolled_cholesky_solve_matches_lapack_and_flags_indefinite(p):
+    from inversekit.optimize.batched import _unrolled_cholesky_solve
+
+    g = torch.Generator().manual_seed(p)
+    J = torch.randn(50, 3 * p, p, generator=g, dtype=torch.float64)
+    M = J.mT @ J + 1e-3 * torch.eye(p, dtype=torch.float64)
+    M[7] = -torch.eye(p, dtype=torch.float64)  # negative definite
+    b = torch.randn(50, p, generator=g, dtype=torch.float64)
+    x, ok = _unrolled_cholesky_solve(M, b)
+    assert ok.tolist() == [i != 7 for i in range(50)]
+    want = torch.linalg.solve(M[ok], b[ok])
+    torch.testing.assert_close(x[ok], want, rtol=1e-10, atol=1e-12)

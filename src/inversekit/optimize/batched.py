@@ -393,14 +393,57 @@ def batched_damped_solve(A: Tensor, rhs: Tensor, D: Tensor, lam: Tensor) -> tupl
     s = torch.rsqrt(D)
     M = A * s[:, :, None] * s[:, None, :]
     M.diagonal(dim1=1, dim2=2).add_(lam[:, None])
-    L, info = torch.linalg.cholesky_ex(M)
-    ok = info == 0
-    eye = torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
-    L = torch.where(ok[:, None, None], L, eye)  # keep failed rows harmless
-    scaled = torch.cholesky_solve((rhs * s)[..., None], L)[..., 0]
+    if A.shape[1] <= UNROLLED_MAX_PARAMS:
+        scaled, ok = _unrolled_cholesky_solve(M, rhs * s)
+    else:
+        L, info = torch.linalg.cholesky_ex(M)
+        ok = info == 0
+        eye = torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
+        L = torch.where(ok[:, None, None], L, eye)  # keep failed rows harmless
+        scaled = torch.cholesky_solve((rhs * s)[..., None], L)[..., 0]
     delta = scaled * s
     ok &= finite_rows(delta)
     return torch.where(ok[:, None], delta, 0.0), ok
+
+
+# Up to this many parameters the batched Cholesky solve runs as elementwise operations over
+# the batch (about p³/3 of them), which for 10,000 4 x 4 systems takes half the time of
+# LAPACK's per-matrix factorisation and solve.
+UNROLLED_MAX_PARAMS = 6
+
+
+def _unrolled_cholesky_solve(M: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """``(x, ok)`` with ``M_b x_b = b_b`` by Cholesky, ``M = L Lᵀ``, written out entry by
+    entry over the batch: ``L_jj = √(M_jj - Σ_m L_jm²)``, ``L_ij = (M_ij - Σ_m L_im L_jm) /
+    L_jj``, then forward and back substitution. ``ok[b]`` is false where a pivot is not
+    positive (``M_b`` not numerically positive definite; ``x_b`` is then meaningless)."""
+    p = M.shape[1]
+    rows = M.unbind(1)  # rows[i][:, j] = M[:, i, j]
+    L: list[list[Tensor | None]] = [[None] * p for _ in range(p)]
+    ok = torch.ones(M.shape[0], dtype=torch.bool, device=M.device)
+    for j in range(p):
+        pivot = rows[j][:, j]
+        for m in range(j):
+            pivot = pivot - L[j][m] * L[j][m]
+        ok &= pivot > 0
+        L[j][j] = torch.sqrt(torch.where(pivot > 0, pivot, 1.0))
+        for i in range(j + 1, p):
+            t = rows[i][:, j]
+            for m in range(j):
+                t = t - L[i][m] * L[j][m]
+            L[i][j] = t / L[j][j]
+    z: list[Tensor] = []
+    for i, bi in enumerate(b.unbind(1)):  # L z = b
+        for m in range(i):
+            bi = bi - L[i][m] * z[m]
+        z.append(bi / L[i][i])
+    x: list[Tensor | None] = [None] * p
+    for i in reversed(range(p)):  # Lᵀ x = z
+        t = z[i]
+        for m in range(i + 1, p):
+            t = t - L[m][i] * x[m]
+        x[i] = t / L[i][i]
+    return torch.stack(x, dim=1), ok
 
 
 def _initial_scale(A: Tensor) -> Tensor:
