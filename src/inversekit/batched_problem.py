@@ -179,14 +179,15 @@ class BatchedLeastSquares:
         if sigma is not None and weights is not None:
             raise InputError("give at most one of sigma, weights")
         self.noise_known = sigma is not None or weights is not None
-        sw = torch.ones_like(y)
-        if sigma is not None:
+        if sigma is None and weights is None:
+            sw = torch.ones_like(y)
+        elif sigma is not None:
             s = self._like_y("sigma", sigma, y)
             if bool((s <= 0).any()):
                 first = tuple(int(i) for i in torch.nonzero(s <= 0)[0])
                 raise InputError(f"sigma must be > 0 everywhere; sigma{list(first)} <= 0")
             sw = 1.0 / s
-        elif weights is not None:
+        else:
             w = self._like_y("weights", weights, y)
             if bool((w < 0).any()):
                 raise InputError("weights must be >= 0 (they are 1/sigma²)")
@@ -213,9 +214,11 @@ class BatchedLeastSquares:
             )
 
     def _like_y(self, name: str, value, y: Tensor) -> Tensor:
+        """``value`` broadcast to y's shape: a view, read only (the weights made from it are
+        new tensors)."""
         t = _to_tensor(name, value, self.dtype, self.device)
         try:
-            return torch.broadcast_to(t, y.shape).clone()
+            return torch.broadcast_to(t, y.shape)
         except RuntimeError:
             raise InputError(
                 f"{name} has shape {tuple(t.shape)}, which does not broadcast to y's shape "

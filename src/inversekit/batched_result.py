@@ -216,7 +216,7 @@ def _log_likelihood(problem, chi2: Tensor) -> Tensor:
     if not problem.noise_known:
         return -0.5 * n * (torch.log(2 * math.pi * chi2 / n) + 1.0)
     sw = problem.sqrt_weights
-    logdet = 2.0 * torch.where(sw > 0, torch.log(torch.where(sw > 0, sw, 1.0)), 0.0).sum(1)
+    logdet = 2.0 * torch.log(torch.where(sw > 0, sw, 1.0)).sum(1)  # zero weights add log 1
     return -0.5 * chi2 + 0.5 * logdet - 0.5 * n * math.log(2 * math.pi)
 
 
