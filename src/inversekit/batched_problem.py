@@ -45,6 +45,22 @@ def contiguous_rows(idx: Tensor) -> Tensor | slice:
     return idx
 
 
+def finite_rows(*tensors: Tensor) -> Tensor:
+    """``(k,)``: whether every element of row ``b`` of every tensor is finite.
+
+    A row's sum is finite when all its terms are (NaN and ±inf propagate), so one finite
+    sum per row answers for most rows in one pass; only rows whose sum is not finite, which
+    may also be an overflow of finite terms, are checked element by element."""
+    total = sum(t.flatten(1).sum(1) for t in tensors)
+    ok = torch.isfinite(total)
+    if not bool(ok.all()):
+        bad = ~ok
+        ok[bad] = torch.stack(
+            [torch.isfinite(t[bad]).flatten(1).all(1) for t in tensors], dim=1
+        ).all(1)
+    return ok
+
+
 class BatchedLeastSquares:
     """``B`` independent weighted least-squares problems sharing one model and data shape.
 
@@ -194,17 +210,21 @@ class BatchedLeastSquares:
             sw = torch.sqrt(w)
         self.y = y
         self.sqrt_weights = sw.reshape(B, -1)
-        finite = []
-        for label, t in (("y", y.reshape(B, -1)), ("sigma/weights", self.sqrt_weights)):
-            ok = torch.isfinite(t)
-            finite.append(ok)
-            for b in torch.nonzero(~ok.all(dim=1)).flatten().tolist():
-                self._invalidate(b, f"{label} has {int((~ok[b]).sum())} non-finite value(s)")
-        both = finite[0] & finite[1]
-        if not bool(both.all()):
+        y2 = y.reshape(B, -1)
+        rows_ok = finite_rows(y2, self.sqrt_weights)  # one pass; elements only where needed
+        if not bool(rows_ok.all()):
+            bad = torch.nonzero(~rows_ok).flatten()
+            fy, fw = torch.isfinite(y2[bad]), torch.isfinite(self.sqrt_weights[bad])
+            for label, ok in (("y", fy), ("sigma/weights", fw)):
+                for i in torch.nonzero(~ok.all(dim=1)).flatten().tolist():
+                    n_bad = int((~ok[i]).sum())
+                    self._invalidate(int(bad[i]), f"{label} has {n_bad} non-finite value(s)")
             # invalid problems keep finite placeholders so vectorised passes stay finite
-            self.y = torch.where(both.reshape(y.shape), self.y, 0.0)
-            self.sqrt_weights = torch.where(both, self.sqrt_weights, 0.0)
+            both = fy & fw
+            y2, sw2 = y2.clone(), self.sqrt_weights.clone()
+            y2[bad] = torch.where(both, y2[bad], 0.0)
+            sw2[bad] = torch.where(both, sw2[bad], 0.0)
+            self.y, self.sqrt_weights = y2.reshape(y.shape), sw2
         self.n_data = (self.sqrt_weights > 0).sum(dim=1)
         for b in torch.nonzero(self.n_data < self.params.n_free).flatten().tolist():
             self._invalidate(

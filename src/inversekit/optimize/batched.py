@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from inversekit.batched_problem import contiguous_rows
+from inversekit.batched_problem import contiguous_rows, finite_rows
 from inversekit.errors import InputError
 from inversekit.optimize.levenberg_marquardt import (
     _MAX_FLOOR_STEPS,
@@ -357,22 +357,6 @@ class BatchedLMState:
         self.running[idx] = False
         for b in idx.tolist():
             self.status[b] = status
-
-
-def finite_rows(*tensors: Tensor) -> Tensor:
-    """``(k,)``: whether every element of row ``b`` of every tensor is finite.
-
-    A row's sum is finite when all its terms are (NaN and ±inf propagate), so one finite
-    sum per row answers for most rows in one pass; only rows whose sum is not finite, which
-    may also be an overflow of finite terms, are checked element by element."""
-    total = sum(t.flatten(1).sum(1) for t in tensors)
-    ok = torch.isfinite(total)
-    if not bool(ok.all()):
-        bad = ~ok
-        ok[bad] = torch.stack(
-            [torch.isfinite(t[bad]).flatten(1).all(1) for t in tensors], dim=1
-        ).all(1)
-    return ok
 
 
 def _rows(mask: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
