@@ -378,3 +378,22 @@ def test_unrolled_cholesky_solve_matches_lapack_and_flags_indefinite(p):
     assert ok.tolist() == [i != 7 for i in range(50)]
     want = torch.linalg.solve(M[ok], b[ok])
     torch.testing.assert_close(x[ok], want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("jacobian", ["eager", "compiled"])
+def test_stopping_tests_and_statuses_match_single_fits(jacobian):
+    """With a loose ftol the batch stops each problem by the same test as a single fit."""
+    y, start = make(6, seed=3)
+    lm = ik.LM(ftol=1e-6)
+    problem = BatchedLeastSquares(
+        peak, template(), inputs=(X,), y=y, sigma=0.05, start=start, jacobian=jacobian
+    )
+    result = ik.fit(problem, lm)
+    for b in range(6):
+        params = ik.Params(
+            {k: ik.Param(float(start[k][b]), bounds=template()[k].bounds) for k in NAMES}
+        )
+        ref = ik.fit(ik.LeastSquares(peak, params, inputs=(X,), y=y[b], sigma=0.05), lm)
+        assert result.status[b] is ref.status
+        assert float(result.chi2[b]) == pytest.approx(ref.chi2, rel=1e-6)
+    assert ik.Status.FTOL in result.status

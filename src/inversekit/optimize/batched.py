@@ -272,27 +272,26 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         rows = contiguous_rows(idx)
         cost = st.costs[rows]
         fl, sn, psn = st.floor_steps[rows], st.step_norm[rows], st.previous_step_norm[rows]
-        rel_a = st.actual[rows] / st.cost_before[rows]
-        rel_p = st.pred[rows] / st.cost_before[rows]
         size = torch.linalg.vector_norm(torch.sqrt(st.D[rows]) * st.u[rows], dim=1)
         tests = [
             (cost == 0, Status.ZERO_RESIDUAL),
             ((fl > 0) & ((fl >= _MAX_FLOOR_STEPS) | (sn > 0.9 * psn)), Status.PRECISION),
-            (
-                (self.ftol > 0)
-                & (rel_a <= self.ftol)
-                & (rel_p <= self.ftol)
-                & (rel_a <= 2 * rel_p),
-                Status.FTOL,
-            ),
             (sn <= self.xtol * (size + self.xtol), Status.XTOL),
             (_gradient_cosine(st.A[rows], st.g[rows], cost) <= self.gtol, Status.GTOL),
         ]
-        undecided = torch.ones_like(cost, dtype=torch.bool)
-        for hit, status in tests:
-            hit = torch.as_tensor(hit, device=cost.device) & undecided
-            st.stop(idx[hit], status)
-            undecided &= ~hit
+        if self.ftol > 0:  # in the order of LM.terminate: before XTOL
+            rel_a = st.actual[rows] / st.cost_before[rows]
+            rel_p = st.pred[rows] / st.cost_before[rows]
+            ftol = (rel_a <= self.ftol) & (rel_p <= self.ftol) & (rel_a <= 2 * rel_p)
+            tests.insert(2, (ftol, Status.FTOL))
+        # the first test a problem meets decides its status
+        which = torch.full_like(idx, len(tests))
+        for k in reversed(range(len(tests))):
+            which = torch.where(tests[k][0], k, which)
+        stopped = which < len(tests)
+        if bool(stopped.any()):
+            for k in torch.unique(which[stopped]).tolist():
+                st.stop(idx[which == k], tests[k][1])
 
 
 BatchedLM = BatchedLevenbergMarquardt
