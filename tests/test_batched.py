@@ -397,3 +397,26 @@ def test_stopping_tests_and_statuses_match_single_fits(jacobian):
         assert result.status[b] is ref.status
         assert float(result.chi2[b]) == pytest.approx(ref.chi2, rel=1e-6)
     assert ik.Status.FTOL in result.status
+
+
+@pytest.mark.parametrize("jacobian", ["eager", "vmap"])
+def test_problems_whose_model_output_is_not_finite_at_the_start_are_reported(jacobian):
+    """Found among the first problems (checked vmapped) and among the rest (checked by the
+    chosen engine): both are reported, the others solved."""
+    y, start = make(20, seed=4)
+    scale = torch.ones(20, dtype=torch.float64)
+    scale[[2, 13]] = -1.0  # sqrt(-1): NaN output for these two problems
+
+    def scaled(p, x, s):
+        return peak(p, x) * torch.sqrt(s)
+
+    problem = BatchedLeastSquares(
+        scaled, template(), inputs=(X, scale), batched_inputs=(1,), y=y, sigma=0.05,
+        start=start, jacobian=jacobian,
+    )  # fmt: skip
+    bad = [2, 13]
+    assert [b for b in range(20) if not problem.valid[b]] == bad
+    assert all("model output at the start is non-finite" in problem.notes[b] for b in bad)
+    result = ik.fit(problem)
+    assert result.failed == bad
+    assert all(result.status[b].success for b in range(20) if b not in bad)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from torch.func import jacfwd, vmap
 
+from inversekit.batched_broadcast import CHECK_PROBLEMS
 from inversekit.errors import InputError, ModelError
 from inversekit.params import Param, Params
 from inversekit.problem import _prepare_input, _to_tensor, check_model_and_params
@@ -59,6 +60,14 @@ def finite_rows(*tensors: Tensor) -> Tensor:
             [torch.isfinite(t[bad]).flatten(1).all(1) for t in tensors], dim=1
         ).all(1)
     return ok
+
+
+def select_rows(mask: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """The rows of each tensor where ``mask`` holds; the tensors themselves (no copies)
+    when it holds everywhere, the usual case: most problems take most trial steps."""
+    if bool(mask.all()):
+        return tensors
+    return tuple(t[mask] for t in tensors)
 
 
 class BatchedLeastSquares:
@@ -133,6 +142,7 @@ class BatchedLeastSquares:
         self._setup_inputs(inputs, batched_inputs)
         self._check_model()
         self._choose_engine(jacobian)
+        self._check_outputs()
 
     # --- validation -----------------------------------------------------------------
     def _batch_value(self, label: str, value: Tensor, per_problem_shape=None) -> Tensor:
@@ -264,14 +274,28 @@ class BatchedLeastSquares:
                 )
 
     def _check_model(self) -> None:
+        """Check the model at the start on a few problems, vmapped: that it runs, returns
+        y's dtype and each problem's shape (errors of the model, reported at once). Problems
+        whose start output is not finite are marked, scanning in index order until
+        ``CHECK_PROBLEMS`` problems with finite outputs are found: the engine is checked on
+        those. The outputs of the rest are checked by :meth:`_check_outputs`, through the
+        chosen engine (one broadcast model call instead of a vmapped one)."""
         idx = self.valid_indices()
-        if idx.numel() == 0:
-            self.model_output_shape = tuple(self.y.shape[1:])
-            return
-        u = self.u0[idx]
-        args = self.batch_args(idx)
+        checked, finite = 0, 0
+        while finite < CHECK_PROBLEMS and checked < idx.numel():
+            sub = idx[checked : checked + CHECK_PROBLEMS]
+            out = self._start_output(sub)
+            bad = ~torch.isfinite(out.reshape(out.shape[0], -1)).all(dim=1)
+            for b in sub[bad].tolist():
+                self._invalidate(b, "the model output at the start is non-finite")
+            finite += int((~bad).sum())
+            checked += sub.numel()
+        self._unchecked = idx[checked:]
+
+    def _start_output(self, idx: Tensor) -> Tensor:
+        """The model's output at the start for problems ``idx`` (vmapped), checked."""
         try:
-            out = self._map(self._forward, u, args)
+            out = self._map(self._forward, self.u0[idx], self.batch_args(idx))
         except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
             raise ModelError(
                 f"the model raised {type(exc).__name__} when vmapped over the batch: {exc}. "
@@ -285,9 +309,18 @@ class BatchedLeastSquares:
                 f"the model output for one problem has shape {tuple(out.shape[1:])} but each "
                 f"problem's y has shape {tuple(self.y.shape[1:])} (y is {tuple(self.y.shape)})"
             )
-        bad = ~torch.isfinite(out.reshape(out.shape[0], -1)).all(dim=1)
-        for b in idx[bad].tolist():
-            self._invalidate(b, "the model output at the start is non-finite")
+        return out
+
+    def _check_outputs(self) -> None:
+        """Mark the problems not checked by :meth:`_check_model` whose start output is not
+        finite, evaluating them through the chosen engine (y and the weights are finite
+        here, so the residuals are finite exactly where the outputs are)."""
+        idx = self._unchecked
+        if idx.numel():
+            bad = ~finite_rows(self.residuals(self.u0[idx], idx))
+            for b in idx[bad].tolist():
+                self._invalidate(b, "the model output at the start is non-finite")
+        del self._unchecked
 
     def _choose_engine(self, option: str) -> None:
         from inversekit.batched_broadcast import BroadcastForm

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from inversekit.batched_problem import contiguous_rows, finite_rows, select_rows
 from inversekit.optimize.status import Status
 from inversekit.result import FitResult
 from inversekit.uncertainty import _directions
@@ -143,15 +144,16 @@ def batched_result(problem, st, run, *, solver: str) -> BatchedFitResult:
     cost = torch.full((B,), math.nan, dtype=st.u.dtype, device=st.u.device)
     unc = _Uncertainty.nan(B, p, st.u)
     if idx.numel():
-        A = st.A[idx]
+        rows = contiguous_rows(idx)
+        A = st.A[rows]
         if A.dtype != torch.float64:  # float32 JᵀJ would square float32's rounding
-            J, _ = problem.jacobians(st.u[idx], idx)
+            J, _ = problem.jacobians(st.u[rows], idx)
             J = J.to(torch.float64)
             A = J.mT @ J
-        cost[idx] = st.costs[idx]
+        cost[rows] = st.costs[rows]
         # Non-finite normal equations (status NONFINITE) would make eigh raise: leave NaN.
-        ok = torch.isfinite(A).flatten(1).all(1) & torch.isfinite(cost[idx])
-        unc.fill(idx[ok], A[ok], 2.0 * cost[idx[ok]], problem, st.u[idx[ok]])
+        ok = finite_rows(A, cost[rows][:, None])
+        unc.fill(*select_rows(ok, idx, A, 2.0 * cost[rows], st.u[rows]), problem)
     chi2 = 2.0 * cost
     n = problem.n_data
     ndf = n - p
@@ -237,7 +239,7 @@ class _Uncertainty:
         self.singular = torch.zeros(B, p, dtype=torch.bool, device=like.device)
         return self
 
-    def fill(self, idx: Tensor, A: Tensor, chi2: Tensor, problem, u: Tensor) -> None:
+    def fill(self, idx: Tensor, A: Tensor, chi2: Tensor, u: Tensor, problem) -> None:
         """As :func:`inversekit.uncertainty.least_squares_uncertainty`, for rows ``idx``,
         from each problem's ``A = JᵀWJ`` at the solution (which the solver already has).
 
@@ -278,10 +280,11 @@ class _Uncertainty:
         bad = ~torch.isfinite(stderr)
         corr = torch.where(bad[:, :, None] | bad[:, None, :], math.nan, corr)
         dtype = self.covariance.dtype  # the problem's (A may be float64 for float32 data)
-        self.covariance[idx], self.correlation[idx] = cov.to(dtype), corr.to(dtype)
-        self.stderr[idx], self.condition[idx] = stderr.to(dtype), condition.to(dtype)
-        self.eig[idx], self.V[idx] = (eig / top).to(dtype), V.to(dtype)
-        self.pinned[idx], self.singular[idx] = pinned, singular
+        rows = contiguous_rows(idx)
+        self.covariance[rows], self.correlation[rows] = cov.to(dtype), corr.to(dtype)
+        self.stderr[rows], self.condition[rows] = stderr.to(dtype), condition.to(dtype)
+        self.eig[rows], self.V[rows] = (eig / top).to(dtype), V.to(dtype)
+        self.pinned[rows], self.singular[rows] = pinned, singular
 
 
 def _derivative(params, u: Tensor) -> Tensor:

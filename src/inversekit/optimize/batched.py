@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from inversekit.batched_problem import contiguous_rows, finite_rows
+from inversekit.batched_problem import contiguous_rows, finite_rows, select_rows
 from inversekit.errors import InputError
 from inversekit.optimize.levenberg_marquardt import (
     _MAX_FLOOR_STEPS,
@@ -122,7 +122,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         lam[idx[~ok]] *= self.lambda_up
         if not bool(ok.any()):
             return done
-        tried, delta, pred = _rows(ok, idx, delta, pred)
+        tried, delta, pred = select_rows(ok, idx, delta, pred)
         rows = contiguous_rows(tried)
         last_pred[rows] = pred
         cost = st.costs[rows].clone()
@@ -149,8 +149,8 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
             accepted[good] = finite
             a = good.clone()
             a[good] = finite
-            ne = _rows(finite, *ne)
-            i, u, d, act, prd, fl = _rows(a, tried, u_new, delta, actual, pred, floor)
+            ne = select_rows(finite, *ne)
+            i, u, d, act, prd, fl = select_rows(a, tried, u_new, delta, actual, pred, floor)
             self._accept(st, i, u, d, ne, act, prd, lam, fl)
         refused = ~accepted
         at_floor = tried[refused & floor]
@@ -186,7 +186,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         """``(A, g, cost)`` at the accepted points ``u_new[good]``: the speculative ones
         where they were made at that point, a new pass for the others."""
         if spec is None:
-            u, idx = _rows(good, u_new, tried)
+            u, idx = select_rows(good, u_new, tried)
             st.n_jev[idx] += 1
             return problem.batched_normal_equations(u, idx)
         made, A, g, cost = spec
@@ -196,7 +196,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
                 u_new[missing], tried[missing]
             )
             st.n_jev[tried[missing]] += 1
-        return _rows(good, A, g, cost)
+        return select_rows(good, A, g, cost)
 
     def _trial(self, st, idx: Tensor, lam: Tensor):
         """Damped steps ``δ`` of problems ``idx``, predicted reductions
@@ -356,14 +356,6 @@ class BatchedLMState:
         self.running[idx] = False
         for b in idx.tolist():
             self.status[b] = status
-
-
-def _rows(mask: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
-    """The rows of each tensor where ``mask`` holds; the tensors themselves (no copies)
-    when it holds everywhere, the usual case: most problems take most trial steps."""
-    if bool(mask.all()):
-        return tensors
-    return tuple(t[mask] for t in tensors)
 
 
 def batched_damped_solve(A: Tensor, rhs: Tensor, D: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
