@@ -317,7 +317,14 @@ class BatchedLeastSquares:
         here, so the residuals are finite exactly where the outputs are)."""
         idx = self._unchecked
         if idx.numel():
-            bad = ~finite_rows(self.residuals(self.u0[idx], idx))
+            try:
+                r = self.residuals(self.u0[idx], idx)
+            except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
+                raise ModelError(
+                    f"the model raised {type(exc).__name__} at the start on problems "
+                    f"{int(idx[0])}...{int(idx[-1])} (not on the first ones): {exc}"
+                ) from exc
+            bad = ~finite_rows(r)
             for b in idx[bad].tolist():
                 self._invalidate(b, "the model output at the start is non-finite")
         del self._unchecked
