@@ -23,23 +23,30 @@ class PointMemo:
 
     def __init__(self) -> None:
         self.point: Tensor | None = None
-        self.version = -1
+        self.version: int | None = -1
         self.value: Any = None
 
     def get(self, u: Tensor) -> Any:
         point = self.point
-        if point is None or point._version != self.version:
-            return None  # empty, or the stored point was changed in place since
-        if point is u:
-            return self.value
+        if point is None:
+            return None
+        if self.version is not None:  # None: an inference tensor, compared by value only
+            if point._version != self.version:
+                return None  # the stored point was changed in place since
+            if point is u:
+                return self.value
         if point.shape == u.shape and point.device == u.device and torch.equal(point, u):
             return self.value
         return None
 
     def put(self, u: Tensor, value: Any) -> None:
-        """Remember ``value`` for ``u`` (held by reference: no copy is made)."""
-        self.point = u.detach() if u.requires_grad else u
-        self.version = self.point._version
+        """Remember ``value`` for ``u`` (held by reference: no copy is made; a copy for
+        tensors made under ``torch.inference_mode``, which have no version counter)."""
+        if u.is_inference():
+            self.point, self.version = u.clone(), None
+        else:
+            self.point = u.detach() if u.requires_grad else u
+            self.version = self.point._version
         self.value = value
 
     def clear(self) -> None:
