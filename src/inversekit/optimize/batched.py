@@ -11,6 +11,12 @@ engine computes ``r''`` exactly; the minimum and the stopping tests are the same
 problems are advanced together with batched tensor operations; one loop iteration is one
 accepted (or finally rejected) step of every problem still running. A problem that has
 stopped is frozen: it is left out of every later evaluation.
+
+With the compiled broadcast form, whose fused pass gives the normal equations for little
+more than the cost, every trial point gets its normal equations at once (one pass per
+accepted step). The small per-problem systems are solved by an unrolled Cholesky over the
+batch for up to ``UNROLLED_MAX_PARAMS`` parameters, and the state is read and written
+through slices while the running problems form a contiguous run.
 """
 
 from __future__ import annotations
