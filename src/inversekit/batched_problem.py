@@ -140,9 +140,9 @@ class BatchedLeastSquares:
         self._setup_params(params, start)
         self._setup_data(y, sigma, weights)
         self._setup_inputs(inputs, batched_inputs)
-        self._check_model()
+        unchecked = self._check_model()
         self._choose_engine(jacobian)
-        self._check_outputs()
+        self._check_outputs(unchecked)
 
     # --- validation -----------------------------------------------------------------
     def _batch_value(self, label: str, value: Tensor, per_problem_shape=None) -> Tensor:
@@ -273,13 +273,13 @@ class BatchedLeastSquares:
                     f"leading dimension must be the batch size {self.batch_size}"
                 )
 
-    def _check_model(self) -> None:
+    def _check_model(self) -> Tensor:
         """Check the model at the start on a few problems, vmapped: that it runs, returns
         y's dtype and each problem's shape (errors of the model, reported at once). Problems
         whose start output is not finite are marked, scanning in index order until
         ``CHECK_PROBLEMS`` problems with finite outputs are found: the engine is checked on
-        those. The outputs of the rest are checked by :meth:`_check_outputs`, through the
-        chosen engine (one broadcast model call instead of a vmapped one)."""
+        those. Returns the problems left for :meth:`_check_outputs`, which checks them
+        through the chosen engine (one broadcast model call instead of a vmapped one)."""
         idx = self.valid_indices()
         checked, finite = 0, 0
         while finite < CHECK_PROBLEMS and checked < idx.numel():
@@ -290,7 +290,7 @@ class BatchedLeastSquares:
                 self._invalidate(b, "the model output at the start is non-finite")
             finite += int((~bad).sum())
             checked += sub.numel()
-        self._unchecked = idx[checked:]
+        return idx[checked:]
 
     def _start_output(self, idx: Tensor) -> Tensor:
         """The model's output at the start for problems ``idx`` (vmapped), checked."""
@@ -311,11 +311,10 @@ class BatchedLeastSquares:
             )
         return out
 
-    def _check_outputs(self) -> None:
-        """Mark the problems not checked by :meth:`_check_model` whose start output is not
-        finite, evaluating them through the chosen engine (y and the weights are finite
+    def _check_outputs(self, idx: Tensor) -> None:
+        """Mark the problems ``idx`` (those :meth:`_check_model` left) whose start output is
+        not finite, evaluating them through the chosen engine (y and the weights are finite
         here, so the residuals are finite exactly where the outputs are)."""
-        idx = self._unchecked
         if idx.numel():
             try:
                 r = self.residuals(self.u0[idx], idx)
@@ -327,7 +326,6 @@ class BatchedLeastSquares:
             bad = ~finite_rows(r)
             for b in idx[bad].tolist():
                 self._invalidate(b, "the model output at the start is non-finite")
-        del self._unchecked
 
     def _choose_engine(self, option: str) -> None:
         from inversekit.batched_broadcast import BroadcastForm

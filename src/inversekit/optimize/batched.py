@@ -136,13 +136,12 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         cost_new, spec = self._trial_costs(problem, st, tried, u_new)
         st.n_fev[rows] += 1
         floor = pred <= _ROUNDING * cost
+        moved = torch.zeros_like(floor)  # moved to the accelerated point: spec not there
         if self.geodesic:
             finite = torch.isfinite(cost_new)
             need = ~floor & ~(finite & (cost - cost_new >= self.geodesic_below * pred))
             if bool(need.any()):
                 moved = self._accelerate(problem, st, tried, need, delta, u_new, cost_new, lam)
-                if spec is not None:
-                    spec[0][moved] = False  # that point's normal equations are not these
         actual = cost - cost_new
         good = ((pred > 0) & (actual >= self.accept * pred)) | (
             floor & (actual >= -_ROUNDING * cost)
@@ -150,7 +149,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         good &= torch.isfinite(cost_new)
         accepted = torch.zeros_like(good)
         if bool(good.any()):
-            ne = self._normal_equations(problem, st, tried, u_new, good, spec)
+            ne = self._normal_equations(problem, st, tried, u_new, good, spec, moved)
             finite = finite_rows(ne[0], ne[1])
             accepted[good] = finite
             a = good.clone()
@@ -169,7 +168,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
     @staticmethod
     def _trial_costs(problem, st, tried: Tensor, u_new: Tensor):
         """Costs at the trial points ``u_new`` of problems ``tried``, and the speculative
-        normal equations ``(made, A, g, cost)`` (``None`` when not speculative).
+        normal equations ``(A, g, cost)`` there (``None`` when not speculative).
 
         Where a normal-equation pass costs little more than a cost pass (the compiled
         form: one fused kernel), every trial point gets its normal equations at once, so an
@@ -178,25 +177,23 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         splitting the trials into likely and unlikely ones would cost two passes over
         padded subsets, while a rejected trial only wastes the Jacobian part of its pass,
         and LM's damping makes rejections rare (none of the 107,000 trials of the
-        10,000-problem benchmark). ``made`` marks the rows whose normal equations are at
-        ``u_new`` (the caller clears those it moves to an accelerated point)."""
+        10,000-problem benchmark)."""
         if not getattr(problem, "speculative", False):
             return problem.costs(u_new, tried), None
         A, g, cost_new = problem.batched_normal_equations(u_new, tried)
         st.n_jev[tried] += 1
-        made = torch.ones_like(tried, dtype=torch.bool)
-        return cost_new, (made, A, g, cost_new.clone())
+        return cost_new, (A, g, cost_new.clone())  # cost_new may be changed by acceleration
 
     @staticmethod
-    def _normal_equations(problem, st, tried: Tensor, u_new: Tensor, good: Tensor, spec):
-        """``(A, g, cost)`` at the accepted points ``u_new[good]``: the speculative ones
-        where they were made at that point, a new pass for the others."""
+    def _normal_equations(problem, st, tried, u_new, good, spec, moved) -> tuple:
+        """``(A, g, cost)`` at the accepted points ``u_new[good]``: the speculative ones,
+        except where the point ``moved`` to its acceleration, which get a new pass."""
         if spec is None:
             u, idx = select_rows(good, u_new, tried)
             st.n_jev[idx] += 1
             return problem.batched_normal_equations(u, idx)
-        made, A, g, cost = spec
-        missing = good & ~made
+        A, g, cost = spec
+        missing = good & moved
         if bool(missing.any()):
             A[missing], g[missing], cost[missing] = problem.batched_normal_equations(
                 u_new[missing], tried[missing]
