@@ -33,6 +33,7 @@ from inversekit.derivatives import ChunkedJacobian, NormalEquations
 from inversekit.derivatives_compiled import param_signature, tensor_signature
 from inversekit.errors import describe
 from inversekit.memo import PointMemo
+from inversekit.params import ParamSlots
 
 STEP = 1e-20
 # Agreement with a reverse-mode product required at construction (both are exact to
@@ -65,6 +66,7 @@ class ComplexStepJacobian:
         self._last = PointMemo()  # (J, r) at the last point asked
         self._steps: Tensor | None = None  # h I: the imaginary parts of the p points
         self._cinputs: tuple | None = None
+        self._slots: ParamSlots | None = None  # complex parameter slots, broadcast modes
         self._validate()
 
     # --- set-up ---------------------------------------------------------------------
@@ -130,21 +132,42 @@ class ComplexStepJacobian:
         self._last.put(u, (J, r))  # the solver starts here
 
     # --- evaluation -----------------------------------------------------------------
-    def _complex_outputs(self, U: Tensor, batching: str) -> Tensor:
-        """Model outputs ``(b, n)`` (flat, not whitened) at a batch ``U`` (b x p) of complex
-        points: only their imaginary parts are used, so ``y`` is never subtracted."""
+    def _complex_outputs(self, u: Tensor, batching: str) -> Tensor:
+        """Model outputs ``(p, n)`` (flat, not whitened) at the ``p`` complex points
+        ``u + i h e_k``: only their imaginary parts are used, so ``y`` is never subtracted."""
         pr = self.problem
+        p = u.numel()
+        if batching != "vmap" and pr.params._all_scalar:
+            # each parameter a (p, 1, ...) view of one buffer whose imaginary part is h I:
+            # one copy per call instead of building the points and their views
+            slots = self._slots_for(u)
+            values = slots.fill(u.view(p, *([1] * (slots.buffer.dim() - 1))))
+        else:
+            if self._steps is None or self._steps.shape[0] != p:
+                self._steps = self.step * torch.eye(p, dtype=u.dtype, device=u.device)
+            C = torch.complex(u[:, None].expand(p, p), self._steps)  # column k: u + i h e_k
+            if batching == "vmap":
 
-        def one(u: Tensor) -> Tensor:
-            return pr.model(pr.params.unpack(u), *pr.inputs).reshape(-1)
+                def one(point: Tensor) -> Tensor:
+                    return pr.model(pr.params.unpack(point), *pr.inputs).reshape(-1)
 
-        if batching == "vmap":
-            return torch.vmap(one)(U)
+                return torch.vmap(one)(C.mT)
+            values = _batched_unpack(pr.params, C, pr.y.dim())
         inputs = self._complex_inputs() if batching == "broadcast-complex" else pr.inputs
-        f = pr.model(_batched_unpack(pr.params, U, pr.y.dim()), *inputs)
-        if f.shape != (U.shape[0], *pr.y.shape):
+        f = pr.model(values, *inputs)
+        if f.shape != (p, *pr.y.shape):
             raise ValueError(f"batched output has shape {tuple(f.shape)}")
-        return f.reshape(U.shape[0], -1)
+        return f.reshape(p, -1)
+
+    def _slots_for(self, u: Tensor) -> ParamSlots:
+        """Complex parameter slots ``(p, p, 1, ...)`` with imaginary part ``h I`` (made once)."""
+        if self._slots is None:
+            p, ones = u.numel(), [1] * self.problem.y.dim()
+            with torch.inference_mode(False):  # writable in and out of inference mode
+                buffer = torch.zeros(p, p, *ones, dtype=_COMPLEX[u.dtype], device=u.device)
+                buffer.imag.copy_(self.step * torch.eye(p, dtype=u.dtype).view(p, p, *ones))
+            self._slots = ParamSlots(self.problem.params, buffer, buffer.real)
+        return self._slots
 
     def _complex_inputs(self) -> tuple:
         """The problem's inputs with floating tensors made complex (made once)."""
@@ -161,12 +184,8 @@ class ComplexStepJacobian:
 
     def _evaluate(self, u: Tensor, batching: str | None = None) -> tuple[Tensor, Tensor]:
         """``(J, r)`` at ``u`` from one batched complex evaluation."""
-        p = u.numel()
-        if self._steps is None or self._steps.shape[0] != p:
-            self._steps = self.step * torch.eye(p, dtype=u.dtype, device=u.device)
-        U = torch.complex(u.expand(p, p), self._steps)  # row k: u + i h e_k
         with torch.no_grad():
-            R = self._complex_outputs(U, batching or self.batching)
+            R = self._complex_outputs(u, batching or self.batching)
             # r from the real model, not Re R: complex exp, division... round differently,
             # and g = Jᵀr must match the real cost the solver compares steps with, or the
             # last digits of the minimum are lost (MGH17: 8.5 instead of 11.5 digits)
@@ -260,18 +279,22 @@ def _remember(pr, batching: str) -> None:
         pass
 
 
-def _batched_unpack(params, U: Tensor, data_dims: int) -> dict[str, Tensor]:
-    """``params.unpack`` of a batch ``U`` (b x p), each value shaped ``(b, *shape, 1...)``.
+def _batched_unpack(params, C: Tensor, data_dims: int) -> dict[str, Tensor]:
+    """``params.unpack`` of the ``b`` points that are the columns of ``C`` (p x b), each
+    value shaped ``(b, *shape, 1...)``.
 
     The trailing ones let a batched scalar parameter broadcast against the data arrays.
     """
-    if params._all_scalar:  # one reshape and one unbind for all parameters
-        columns = U.mT.reshape(U.shape[1], U.shape[0], *([1] * data_dims)).unbind(0)
+    if params._all_scalar:  # one view and one unbind for all parameters
+        rows = C.reshape(*C.shape, *([1] * data_dims)).unbind(0)
         out = dict(params.values)
-        for name, column in zip(params.free_names, columns, strict=True):
-            out[name] = params.bijections[name].forward(column)
+        if params._identity:
+            out.update(zip(params.free_names, rows, strict=True))
+            return out
+        for name, row in zip(params.free_names, rows, strict=True):
+            out[name] = params.bijections[name].forward(row)
         return out
-    values = params.unpack(U)
+    values = params.unpack(C.mT)
     out = {}
     for name, value in values.items():
         if name in params.slices:

@@ -36,6 +36,8 @@ def first_where(t: Tensor, bad: Callable[[Tensor], Tensor]) -> tuple[int, int | 
     """``(count, first flat index)`` of the elements of ``t`` where ``bad`` holds, scanned
     in chunks (``first`` is ``None`` when there are none)."""
     flat = t.reshape(-1)
+    if flat.numel() <= SCAN_CHUNK and not bool(bad(flat).any()):
+        return 0, None  # small and clean: one test
     count, first = 0, None
     for start in range(0, flat.numel(), SCAN_CHUNK):
         mask = bad(flat[start : start + SCAN_CHUNK])

@@ -82,7 +82,7 @@ def host64(t: Tensor | np.ndarray) -> np.ndarray:
     """A tensor (any device and dtype) as a float64 NumPy array on the host."""
     if isinstance(t, np.ndarray):
         return t.astype(np.float64, copy=False)
-    if t.dtype == torch.float64 and t.device.type == "cpu" and not t.requires_grad:
+    if t.dtype is torch.float64 and t.is_cpu and not t.requires_grad:
         return t.numpy()  # no copy, no dispatch: the solvers call this every iteration
     return t.detach().to(device="cpu", dtype=torch.float64).numpy()
 

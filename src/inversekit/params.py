@@ -140,6 +140,11 @@ class Params(Mapping):
             start += size
         self.n_free = start
         self._all_scalar = all(self.values[n].dim() == 0 for n in self.free_names)
+        # every free parameter scalar and unbounded: u is the physical vector itself, and
+        # packing, unpacking and the delta method need one tensor operation, not one each
+        self._identity = self._all_scalar and all(
+            self.bijections[n].kind == "free" for n in self.free_names
+        )
 
     # Mapping protocol: params["b1"] gives the Param
     def __getitem__(self, name: str) -> Param:
@@ -188,6 +193,8 @@ class Params(Mapping):
     def pack(self, values: Mapping[str, Tensor] | None = None) -> Tensor:
         """Unconstrained flat vector ``u`` of the free elements of ``values`` (default: start)."""
         values = self.values if values is None else values
+        if self._identity and values is self.values and self.free_names:
+            return torch.stack([values[n] for n in self.free_names])
         parts = [
             self.bijections[n].inverse(
                 torch.as_tensor(values[n], dtype=self.dtype, device=self.device).reshape(-1)
@@ -207,6 +214,9 @@ class Params(Mapping):
         if self._all_scalar:
             # one unbind instead of a slice + reshape per parameter: most of the time of a
             # tiny model call goes to this per-operation overhead
+            if self._identity:
+                out.update(zip(self.free_names, u.unbind(-1), strict=True))
+                return out
             for n, piece in zip(self.free_names, u.unbind(-1), strict=True):
                 out[n] = self.bijections[n].forward(piece)
             return out
@@ -218,10 +228,14 @@ class Params(Mapping):
 
     def physical(self, u: Tensor) -> Tensor:
         """Flat vector of the free elements in physical space."""
+        if self._identity:
+            return u.clone()
         return self._map_free(u, "forward")
 
     def derivative(self, u: Tensor) -> Tensor:
         """Flat ``dx/du`` for every free element (the diagonal of the delta-method Jacobian)."""
+        if self._identity:
+            return torch.ones_like(u)
         return self._map_free(u, "derivative")
 
     def _map_free(self, u: Tensor, method: str) -> Tensor:
@@ -230,6 +244,8 @@ class Params(Mapping):
 
     def distance_to_bounds(self, x: Tensor) -> Tensor:
         """Flat distance from each free physical element to its nearest bound."""
+        if self._identity:
+            return torch.full_like(x, math.inf)
         parts = [self.bijections[n].distance_to_bound(x[self.slices[n]]) for n in self.free_names]
         return torch.cat(parts) if parts else x.new_zeros(0)
 
@@ -251,4 +267,39 @@ class Params(Mapping):
 
     def split(self, flat: Tensor) -> dict[str, Tensor]:
         """Reshape a flat per-free-element vector into a dict of parameter-shaped tensors."""
+        if self._all_scalar:
+            return dict(zip(self.free_names, flat.unbind(), strict=True))
         return {n: flat[self.slices[n]].reshape(self.values[n].shape) for n in self.free_names}
+
+
+class ParamSlots:
+    """Scalar free parameters as views of one buffer, refilled by one copy per call.
+
+    Unpacking a point creates one tensor per parameter, and for a model of tiny data that
+    creation is a fair share of a call. Here the per-parameter tensors are made once, as
+    views of a buffer whose leading axis runs over the free parameters (``(p,)`` for one
+    point; ``(p, b, 1, ...)`` for a batch of ``b`` points broadcasting against the data),
+    and :meth:`fill` copies new values into it. The tensors handed to the model are
+    therefore overwritten by the next fill: for gradient-free evaluations whose output is
+    consumed before the next one (the solvers' cost and complex-step calls).
+    """
+
+    def __init__(self, params: Params, buffer: Tensor, target: Tensor | None = None):
+        if not params._all_scalar or buffer.shape[0] != params.n_free:
+            raise ValueError("ParamSlots needs scalar free parameters, one buffer row each")
+        self.params = params
+        self.buffer = buffer
+        self.target = buffer if target is None else target  # the part fill writes into
+        self.views = dict(zip(params.free_names, buffer.unbind(0), strict=True))
+
+    def fill(self, values: Tensor) -> dict[str, Tensor]:
+        """The model's parameter dict for ``values`` (broadcast into ``target``)."""
+        self.target.copy_(values)
+        out = dict(self.params.values)
+        if self.params._identity:
+            out.update(self.views)
+            return out
+        for name, view in self.views.items():
+            out[name] = self.params.bijections[name].forward(view)
+        return out
+

@@ -20,7 +20,7 @@ from inversekit.derivatives_complex import ComplexStepJacobian
 from inversekit.errors import InputError, ModelError
 from inversekit.likelihood import GaussianNoise, first_where, make_noise, not_finite
 from inversekit.memo import PointMemo
-from inversekit.params import Params
+from inversekit.params import Params, ParamSlots
 
 Model = Callable[..., Tensor]
 
@@ -185,15 +185,21 @@ class LeastSquares:
         self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
         self._check_sizes()
         self.u0 = self.params.pack()
+        self._start_output: Tensor | None = None
         self._rowwise = self._check_model(rowwise)  # None: detected when first asked
         if rowwise and not self.noise.diagonal:
             raise InputError("rowwise=True cannot be used with a full inverse_covariance")
         self.chunks = self._make_chunks(chunk_rows)
-        self._chunk_residuals = [self.residual_function(rows) for rows in self.chunks]
+        unpack = self._point_unpack()
+        self._chunk_residuals = [self.residual_function(rows, unpack) for rows in self.chunks]
         # one-point memos (point, value): solvers ask again for what they just computed
         self._memo = PointMemo()  # residuals (unchunked problems)
         self._cost_memo = PointMemo()  # cost (chunked problems)
         self._ne_memo = PointMemo()  # normal equations
+        start, self._start_output = self._start_output, None
+        if start is not None and self.chunks == [None]:
+            with torch.no_grad():
+                self._memo.put(self.u0, self.noise.whiten((start - self.y).reshape(-1).detach()))
         self.jacobian = make_jacobian(self, jacobian)
 
     # --- validation -----------------------------------------------------------------
@@ -221,6 +227,7 @@ class LeastSquares:
             self.model, self.params.unpack(self.u0), self.inputs, "the starting parameters"
         )
         self._check_output(out, tuple(self.y.shape), 0)
+        self._start_output = out  # the solver's first residuals, if all rows are one chunk
         if rowwise is not None:
             return bool(rowwise)
         if candidate and self._default_chunk_rows() >= self.y.shape[0]:
@@ -250,9 +257,8 @@ class LeastSquares:
                 f"{tuple(self.y.shape)}"
                 + (f" (rows {first_row}...{first_row + shape[0] - 1})" if first_row else "")
             )
-        bad = ~torch.isfinite(out)
-        if bool(bad.any()):
-            first = [int(i) for i in torch.nonzero(bad)[0]]
+        if not bool(torch.isfinite(out).all()):
+            first = [int(i) for i in torch.nonzero(~torch.isfinite(out))[0]]
             first[0] += first_row
             raise ModelError(
                 f"the model output at the starting parameters has non-finite value(s) (first "
@@ -330,18 +336,43 @@ class LeastSquares:
             return self.inputs
         return tuple(v[rows] if isinstance(v, Tensor) and v.dim() > 0 else v for v in self.inputs)
 
-    def residual_function(self, rows: slice | None = None) -> Callable[[Tensor], Tensor]:
-        """``u -> whitened residuals`` of the given rows (all rows for ``None``), flat."""
+    def residual_function(
+        self, rows: slice | None = None, unpack: Callable | None = None
+    ) -> Callable[[Tensor], Tensor]:
+        """``u -> whitened residuals`` of the given rows (all rows for ``None``), flat.
+
+        ``unpack`` (default ``params.unpack``) turns ``u`` into the model's parameter dict.
+        """
         inputs = self._slice_inputs(rows)
         y = self.y if rows is None else self.y[rows]
         inner = self.y[0].numel() if self.y.dim() > 0 else 1
         flat = None if rows is None else slice(rows.start * inner, rows.stop * inner)
+        unpack = self.params.unpack if unpack is None else unpack
 
         def residuals(u: Tensor) -> Tensor:
-            f = self.model(self.params.unpack(u), *inputs)
+            f = self.model(unpack(u), *inputs)
             return self.noise.whiten((f - y).reshape(-1), flat)
 
         return residuals
+
+    def _point_unpack(self) -> Callable[[Tensor], dict[str, Tensor]]:
+        """The unpacking used by the solvers' gradient-free evaluations: parameter slots
+        refilled in place when every free parameter is a scalar (see
+        :class:`~inversekit.params.ParamSlots`), ``params.unpack`` otherwise."""
+        params = self.params
+        if not params._all_scalar:
+            return params.unpack
+        with torch.inference_mode(False):  # a normal tensor, writable in and out of it
+            buffer = torch.empty(params.n_free, dtype=self.dtype, device=self.device)
+        slots = ParamSlots(params, buffer)
+        shape = slots.buffer.shape
+
+        def unpack(u: Tensor) -> dict[str, Tensor]:
+            if u.shape != shape or u.requires_grad:
+                return params.unpack(u)
+            return slots.fill(u)
+
+        return unpack
 
     def residuals(self, u: Tensor | None = None) -> Tensor:
         """Whitened residuals ``r`` (flat, length n) at ``u`` (default: the start), without
@@ -461,6 +492,7 @@ class Objective:
         if self.params.n_free == 0:
             raise InputError("no free parameters: every parameter is fixed")
         self.u0 = self.params.pack()
+        self._start_output: Tensor | None = None
         out = call_model(
             lambda p: loss_fn(p), self.params.unpack(self.u0), (), "the starting parameters"
         )

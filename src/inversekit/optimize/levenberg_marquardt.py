@@ -193,7 +193,7 @@ class LevenbergMarquardt:
         ``a`` is computed with the same factor and ``u + δ + a/2`` tried too; the better of
         the two is returned as ``(step, u_new, cost_new, model evaluations)``.
         """
-        u_plain = state.u + torch.from_numpy(delta).to(state.u)
+        u_plain = _moved(state.u, delta)
         cost_plain = self._trial_cost(problem, state, u_plain)
         if (
             not self.geodesic
@@ -204,7 +204,7 @@ class LevenbergMarquardt:
         step = self._accelerated(problem, state, system, delta)
         if step is None:
             return delta, u_plain, cost_plain, 1
-        u_acc = state.u + torch.from_numpy(step).to(state.u)
+        u_acc = _moved(state.u, step)
         cost_acc = problem.cost(u_acc)
         if math.isfinite(cost_acc) and not cost_acc >= cost_plain:
             return step, u_acc, cost_acc, 2
@@ -234,7 +234,8 @@ class LevenbergMarquardt:
         return delta + 0.5 * accel
 
     def _accepted(self, state, new: _Point, delta, actual, pred, lam, n_fev, floor) -> LMState:
-        step_norm = float(np.linalg.norm(np.sqrt(state.D) * delta))
+        scaled = np.sqrt(state.D) * delta
+        step_norm = math.sqrt(float(scaled @ scaled))
         return LMState(
             u=new.u,
             cost=new.cost,
@@ -293,7 +294,16 @@ class LMState:
 
 
 def _finite(A: np.ndarray, g: np.ndarray) -> bool:
-    return bool(np.isfinite(A).all() and np.isfinite(g).all())
+    if math.isfinite(A.sum() + g.sum()):
+        return True  # the usual case, in two reductions
+    return bool(np.isfinite(A).all() and np.isfinite(g).all())  # the sum may overflow
+
+
+def _moved(u: Tensor, step: np.ndarray) -> Tensor:
+    """``u + step`` as a new tensor; for a float64 point on the host, one NumPy addition."""
+    if u.dtype is torch.float64 and u.is_cpu and not u.requires_grad:
+        return torch.from_numpy(u.numpy() + step)
+    return u + torch.from_numpy(step).to(u)
 
 
 def _initial_scale(A: np.ndarray) -> np.ndarray:
@@ -308,7 +318,11 @@ def _gradient_cosine(A: np.ndarray, g: np.ndarray, cost: float) -> float:
     """``max_i |(Jᵀr)_i| / (‖J_i‖ ‖r‖)``: zero exactly at a stationary point."""
     norm_r = math.sqrt(2.0 * cost)
     col = np.sqrt(np.diagonal(A))
+    if norm_r == 0:
+        return 0.0
+    if col.min() > 0:  # the usual case: no column without effect
+        return float((np.abs(g) / col).max()) / norm_r
     ok = col > 0
-    if norm_r == 0 or not ok.any():
+    if not ok.any():
         return 0.0
     return float((np.abs(g[ok]) / col[ok]).max()) / norm_r
