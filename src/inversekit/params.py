@@ -302,4 +302,3 @@ class ParamSlots:
         for name, view in self.views.items():
             out[name] = self.params.bijections[name].forward(view)
         return out
-
