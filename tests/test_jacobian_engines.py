@@ -201,20 +201,28 @@ def test_complex_step_check_is_made_once_per_model_and_layout():
 def test_fit_with_complex_step_reaches_the_certified_minimum(name):
     data = nist.read_strd(shared_dir() / "data" / "nist_strd" / f"{name}.dat")
     values = {f"b{i + 1}": float(v) for i, v in enumerate(data.starts[0])}
-    problem = ik.LeastSquares(
-        nist.CURVES[name],
-        ik.Params(values),
-        inputs=(torch.as_tensor(data.x),),
-        y=data.y,
-        jacobian="complex-step",
-    )
-    result = ik.fit(problem, progress=False)
-    assert problem.jacobian.engine_name == "complex-step"
-    assert result.success, result.message
-    assert result.chi2 == pytest.approx(data.rss, rel=1e-9)
-    estimate = np.array([float(result.params[f"b{i + 1}"]) for i in range(data.n_params)])
-    digits = -np.log10(np.abs(estimate - data.certified) / np.abs(data.certified))
-    assert digits.min() >= 9  # eager reaches 11: both are limited by the data, not J
+
+    def digits(jacobian: str) -> np.ndarray:
+        problem = ik.LeastSquares(
+            nist.CURVES[name],
+            ik.Params(values),
+            inputs=(torch.as_tensor(data.x),),
+            y=data.y,
+            jacobian=jacobian,
+        )
+        result = ik.fit(problem, progress=False)
+        assert problem.jacobian.engine_name == jacobian
+        assert result.success, result.message
+        assert result.chi2 == pytest.approx(data.rss, rel=1e-9)
+        estimate = np.array([float(result.params[f"b{i + 1}"]) for i in range(data.n_params)])
+        return -np.log10(np.abs(estimate - data.certified) / np.abs(data.certified))
+
+    complex_step, eager = digits("complex-step").min(), digits("eager").min()
+    # Where the minimum is well determined in float64 both reach 10-11 digits; MGH17's
+    # long flat valley leaves its last digits to rounding (about 7.5 to 10, by engine and
+    # start). The complex step must do as well as forward mode, to within that noise.
+    assert complex_step >= 7.0
+    assert complex_step >= eager - 1.0
 
 
 # --- compiled -----------------------------------------------------------------------
