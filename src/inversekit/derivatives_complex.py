@@ -26,6 +26,7 @@ import math
 import weakref
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -191,10 +192,12 @@ class ComplexStepJacobian:
             r = self._real_residuals(u)
         sigma = self.problem.noise.sigma
         if R.is_cpu and R.dtype is torch.complex128:
-            # float64 on the host: the p x n algebra in NumPy, a few µs less per operation
-            Jt = R.numpy().imag / self.step  # (p, n), contiguous; J is its transpose
-            if sigma is not None:
-                Jt /= sigma.numpy()
+            # float64 on the host: the p x n algebra in NumPy, a few µs less per operation;
+            # quietly, like torch: a non-finite Jacobian is the solver's to reject
+            with np.errstate(all="ignore"):
+                Jt = R.numpy().imag / self.step  # (p, n), contiguous; J is its transpose
+                if sigma is not None:
+                    Jt /= sigma.numpy()
             return torch.from_numpy(Jt).mT, r
         J = R.imag.mT / self.step
         return (J if sigma is None else J / sigma[:, None]), r
@@ -222,7 +225,9 @@ class ComplexStepJacobian:
         if J.is_cpu and J.dtype is torch.float64:
             # NumPy's Jt Jtᵀ is a symmetric rank-k update: exactly symmetric, and cheaper
             Jt, rn = J.mT.numpy(), r.numpy()
-            return NormalEquations(torch.from_numpy(Jt @ Jt.T), torch.from_numpy(Jt @ rn), cost)
+            with np.errstate(all="ignore"):
+                A, g = Jt @ Jt.T, Jt @ rn
+            return NormalEquations(torch.from_numpy(A), torch.from_numpy(g), cost)
         return NormalEquations(J.mT @ J, J.mT @ r, cost)
 
     def full(self, u: Tensor) -> tuple[Tensor, Tensor]:
