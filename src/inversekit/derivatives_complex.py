@@ -163,10 +163,16 @@ class ComplexStepJacobian:
     def _slots_for(self, u: Tensor) -> ParamSlots:
         """Complex parameter slots ``(p, p, 1, ...)`` with imaginary part ``h I`` (made once)."""
         if self._slots is None:
-            p, ones = u.numel(), [1] * self.problem.y.dim()
+            shape = (u.numel(), u.numel(), *([1] * self.problem.y.dim()))
+            key = (shape, u.dtype, str(u.device), self.step)
+            template = _STEP_TEMPLATES.get(key)
             with torch.inference_mode(False):  # writable in and out of inference mode
-                buffer = torch.zeros(p, p, *ones, dtype=_COMPLEX[u.dtype], device=u.device)
-                buffer.imag.copy_(self.step * torch.eye(p, dtype=u.dtype).view(p, p, *ones))
+                if template is None:
+                    template = torch.zeros(shape, dtype=_COMPLEX[u.dtype], device=u.device)
+                    eye = torch.eye(shape[0], dtype=u.dtype, device=u.device)
+                    template.imag.copy_(self.step * eye.view(shape))
+                    _STEP_TEMPLATES[key] = template
+                buffer = template.clone()
             self._slots = ParamSlots(self.problem.params, buffer, buffer.real)
         return self._slots
 
@@ -269,6 +275,10 @@ class ComplexStepJacobian:
         self.n_jev += 1
         return out
 
+
+# i h I shaped for the slots of each layout, (shape, dtype, device, h) -> template (never
+# written: every problem fills a clone of its own)
+_STEP_TEMPLATES: dict[tuple, Tensor] = {}
 
 # Batching modes that passed the reverse-mode check, per model object (held weakly) and
 # problem layout: the check is made once per model and layout in a process.

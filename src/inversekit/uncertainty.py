@@ -80,6 +80,8 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
 
 def _correlation(cov: np.ndarray, stderr: np.ndarray) -> np.ndarray:
     sd = np.sqrt(np.diagonal(cov))
+    if sd.min() > 0 and np.isfinite(stderr).all():  # the usual case, no zero division
+        return cov / (sd[:, None] * sd[None, :])
     with np.errstate(divide="ignore", invalid="ignore"):
         corr = cov / (sd[:, None] * sd[None, :])
     bad = ~np.isfinite(stderr)

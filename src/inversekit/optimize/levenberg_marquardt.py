@@ -307,6 +307,8 @@ def _moved(u: Tensor, step: np.ndarray) -> Tensor:
 def _initial_scale(A: np.ndarray) -> np.ndarray:
     """Marquardt's diagonal scale; a parameter with no effect gets the mean scale."""
     d = np.diagonal(A).copy()
+    if d.min() > 0:
+        return d
     positive = d[d > 0]
     d[~(d > 0)] = positive.mean() if positive.size else 1.0
     return d
