@@ -191,11 +191,11 @@ class ComplexStepJacobian:
 
     def _evaluate(self, u: Tensor, batching: str | None = None) -> tuple[Tensor, Tensor]:
         """``(J, r)`` at ``u`` from one batched complex evaluation."""
-        with torch.no_grad():
+        with torch.inference_mode():  # R is only read, through NumPy or one division
             R = self._complex_outputs(u, batching or self.batching)
-            # r from the real model, not Re R: complex exp, division... round differently,
-            # and g = Jᵀr should be the gradient of the very cost the solver compares
-            r = self._real_residuals(u)
+        # r from the real model, not Re R: complex exp, division... round differently,
+        # and g = Jᵀr should be the gradient of the very cost the solver compares
+        r = self._real_residuals(u)
         sigma = self.problem.noise.sigma
         if R.is_cpu and R.dtype is torch.complex128:
             # float64 on the host: the p x n algebra in NumPy, a few µs less per operation;
