@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import inversekit as ik
+from inversekit.params import ParamSlots
 from inversekit.transforms import Bijection
 
 BOUNDS = [(None, None), (0.0, None), (None, 3.0), (-2.0, 5.0), (1e-9, 1e-6)]
@@ -70,3 +71,62 @@ def test_delta_method_covariance_matches_a_reparametrised_fit():
 def test_infinite_bounds_mean_open():
     params = ik.Params(a=ik.Param(1.0, bounds=(-math.inf, math.inf)))
     assert params.bijections["a"].kind == "free"
+
+
+def test_one_operation_paths_for_unbounded_scalars_match_the_general_ones():
+    fast = ik.Params(a=1.5, b=-2.0, c=ik.Param(0.3, fixed=True))
+    general = ik.Params(
+        a=1.5, b=ik.Param(-2.0, bounds=(-1e300, 1e300)), c=ik.Param(0.3, fixed=True)
+    )
+    assert fast._identity and not general._identity
+    u = fast.pack()
+    assert torch.equal(u, torch.tensor([1.5, -2.0], dtype=torch.float64))
+    assert torch.equal(fast.physical(u), u) and fast.physical(u) is not u
+    assert torch.equal(fast.derivative(u), torch.ones(2, dtype=torch.float64))
+    assert torch.equal(fast.distance_to_bounds(u), torch.full((2,), math.inf, dtype=torch.float64))
+    assert {k: float(v) for k, v in fast.unpack(u).items()} == {"a": 1.5, "b": -2.0, "c": 0.3}
+    split = fast.split(torch.tensor([4.0, 5.0], dtype=torch.float64))
+    assert {k: (float(v), v.shape) for k, v in split.items()} == {
+        "a": (4.0, torch.Size([])),
+        "b": (5.0, torch.Size([])),
+    }
+    assert general.split(torch.tensor([4.0, 5.0], dtype=torch.float64))["b"].shape == ()
+
+
+def test_param_slots_refill_views_of_one_buffer():
+    params = ik.Params(a=1.0, w=ik.Param(2.0, bounds=(0, None)), k=ik.Param(7.0, fixed=True))
+    slots = ParamSlots(params, torch.empty(2, dtype=torch.float64))
+    u = params.pack()
+    first = slots.fill(u)
+    assert float(first["a"]) == 1.0 and float(first["w"]) == pytest.approx(2.0, rel=1e-15)
+    assert float(first["k"]) == 7.0
+    slots.fill(u + 1.0)
+    # the same views, now holding the new point: what the model got last time changed too
+    assert float(first["a"]) == 2.0
+    again = slots.fill(torch.tensor([3.0, math.log(5.0)], dtype=torch.float64))
+    assert float(again["a"]) == 3.0 and float(again["w"]) == pytest.approx(5.0, rel=1e-15)
+    with pytest.raises(ValueError, match="scalar free parameters"):
+        ParamSlots(ik.Params(v=torch.zeros(3)), torch.empty(3, dtype=torch.float64))
+
+
+def test_solver_evaluations_give_ordinary_tensors_equal_to_the_plain_path():
+    x = torch.linspace(0, 4, 30, dtype=torch.float64)
+
+    def model(p, x):
+        return p["a"] * torch.exp(-p["k"] * x) + p["c"]
+
+    params = ik.Params(a=2.0, k=ik.Param(0.7, bounds=(0, None)), c=0.1)
+    problem = ik.LeastSquares(model, params, inputs=(x,), y=1.5 * torch.exp(-0.5 * x))
+    u = problem.u0 + 0.1
+    plain = problem.residual_function()(u)  # params.unpack, autograd on
+    r = problem.residuals(u)  # parameter slots, inference mode inside
+    assert torch.equal(r, plain) and not r.is_inference()
+    assert problem.cost(u) == 0.5 * float(plain @ plain)
+    J, _ = problem.jacobian.full(u)
+    assert problem.jacobian.engine_name == "complex-step" and not J.is_inference()
+    w = torch.ones_like(r, requires_grad=True)
+    (w * r).sum().backward()  # usable in autograd
+    assert torch.equal(w.grad, r)
+    # a point of another shape is unpacked the ordinary way, not broadcast into the slots
+    with pytest.raises(ValueError, match="zip"):
+        problem.cost(u[:2])
