@@ -130,3 +130,19 @@ def test_solver_evaluations_give_ordinary_tensors_equal_to_the_plain_path():
     # a point of another shape is unpacked the ordinary way, not broadcast into the slots
     with pytest.raises(ValueError, match="zip"):
         problem.cost(u[:2])
+
+
+def test_data_and_noise_that_require_grad_are_fitted_as_plain_data():
+    x = torch.linspace(0, 4, 30, dtype=torch.float64)
+    y = (1.5 * torch.exp(-0.5 * x)).requires_grad_(True)
+    sigma = torch.full((30,), 0.1, dtype=torch.float64, requires_grad=True)
+
+    def model(p, x):
+        return p["a"] * torch.exp(-p["k"] * x)
+
+    problem = ik.LeastSquares(model, ik.Params(a=1.0, k=1.0), inputs=(x,), y=y, sigma=sigma)
+    assert not problem.y.requires_grad and not problem.noise.sigma.requires_grad
+    result = ik.fit(problem, progress=False)
+    assert result.success
+    assert float(result.params["a"]) == pytest.approx(1.5, rel=1e-10)
+    assert float(result.params["k"]) == pytest.approx(0.5, rel=1e-10)

@@ -102,7 +102,7 @@ def _finite(name: str, t: Tensor) -> None:
 
 
 def _like_y(name: str, value, y: Tensor) -> Tensor:
-    t = torch.as_tensor(value, dtype=y.dtype, device=y.device)
+    t = torch.as_tensor(value, dtype=y.dtype, device=y.device).detach()  # data, not a graph
     try:
         return torch.broadcast_to(t, y.shape).reshape(-1)
     except RuntimeError:
@@ -145,7 +145,7 @@ def make_noise(y: Tensor, sigma=None, weights=None, inverse_covariance=None) -> 
         return GaussianNoise(torch.rsqrt(w), None, known=True, n=y.numel())
     if inverse_covariance is not None:
         n = y.numel()
-        W = torch.as_tensor(inverse_covariance, dtype=y.dtype, device=y.device)
+        W = torch.as_tensor(inverse_covariance, dtype=y.dtype, device=y.device).detach()
         if W.shape != (n, n):
             raise InputError(
                 f"inverse_covariance must have shape ({n}, {n}) for {n} data points, "

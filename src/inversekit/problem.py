@@ -166,7 +166,7 @@ class LeastSquares:
             raise InputError("y (the observations) is required")
         if not isinstance(inputs, tuple | list):
             inputs = (inputs,)
-        y = _to_tensor("y", y, dtype)
+        y = _to_tensor("y", y, dtype).detach()  # observations: no gradient flows into them
         if y.numel() == 0:
             raise InputError("y is empty")
         count, first = first_where(y, not_finite)
@@ -428,8 +428,9 @@ class LeastSquares:
         """
         r = self._memo.get(u)
         if r is None:
-            with torch.no_grad():
-                r = self._chunk_residuals[0](u)
+            # no autograd context needed: the model runs under inference mode and y and
+            # the noise are detached, so r carries no graph
+            r = self._chunk_residuals[0](u)
             self._memo.put(u, r)
         return r
 
