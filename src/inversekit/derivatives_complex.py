@@ -22,6 +22,7 @@ problems of the same layout (parameter names, bounds, fixed values, input shapes
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from collections.abc import Callable
@@ -142,7 +143,7 @@ class ComplexStepJacobian:
             # each parameter a (p, 1, ...) view of one buffer whose imaginary part is h I:
             # one copy per call instead of building the points and their views
             slots = self._slots_for(u)
-            values = slots.fill(u.view(p, *([1] * (slots.buffer.dim() - 1))))
+            values = slots.fill(u.reshape(p, *([1] * (slots.buffer.dim() - 1))))
         else:
             if self._steps is None or self._steps.shape[0] != p:
                 self._steps = self.step * torch.eye(p, dtype=u.dtype, device=u.device)
@@ -164,14 +165,8 @@ class ComplexStepJacobian:
         """Complex parameter slots ``(p, p, 1, ...)`` with imaginary part ``h I`` (made once)."""
         if self._slots is None:
             shape = (u.numel(), u.numel(), *([1] * self.problem.y.dim()))
-            key = (shape, u.dtype, str(u.device), self.step)
-            template = _STEP_TEMPLATES.get(key)
+            template = _step_template(shape, u.dtype, str(u.device), self.step)
             with torch.inference_mode(False):  # writable in and out of inference mode
-                if template is None:
-                    template = torch.zeros(shape, dtype=_COMPLEX[u.dtype], device=u.device)
-                    eye = torch.eye(shape[0], dtype=u.dtype, device=u.device)
-                    template.imag.copy_(self.step * eye.view(shape))
-                    _STEP_TEMPLATES[key] = template
                 buffer = template.clone()
             self._slots = ParamSlots(self.problem.params, buffer, buffer.real)
         return self._slots
@@ -276,9 +271,16 @@ class ComplexStepJacobian:
         return out
 
 
-# i h I shaped for the slots of each layout, (shape, dtype, device, h) -> template (never
-# written: every problem fills a clone of its own)
-_STEP_TEMPLATES: dict[tuple, Tensor] = {}
+@functools.lru_cache(maxsize=64)
+def _step_template(shape: tuple, dtype: torch.dtype, device: str, step: float) -> Tensor:
+    """Zeros with imaginary part ``h I`` shaped ``(p, p, 1, ...)``: the complex-step slots
+    of one layout (never written; every problem fills a clone of its own)."""
+    with torch.inference_mode(False):
+        template = torch.zeros(shape, dtype=_COMPLEX[dtype], device=device)
+        eye = torch.eye(shape[0], dtype=dtype, device=device)
+        template.imag.copy_(step * eye.view(shape))
+    return template
+
 
 # Batching modes that passed the reverse-mode check, per model object (held weakly) and
 # problem layout: the check is made once per model and layout in a process.

@@ -200,9 +200,8 @@ class LeastSquares:
         self._cost_memo = PointMemo()  # cost (chunked problems)
         self._ne_memo = PointMemo()  # normal equations
         start, self._start_output = self._start_output, None
-        if start is not None and self.chunks == [None]:
-            with torch.no_grad():
-                self._memo.put(self.u0, self.noise.whiten((start - self.y).reshape(-1).detach()))
+        if start is not None and self.chunks == [None]:  # the first residuals, known already
+            self._memo.put(self.u0, self.noise.whiten((start.detach() - self.y).reshape(-1)))
         self.jacobian = make_jacobian(self, jacobian)
 
     # --- validation -----------------------------------------------------------------
@@ -429,7 +428,7 @@ class LeastSquares:
         r = self._memo.get(u)
         if r is None:
             # no autograd context needed: the model runs under inference mode and y and
-            # the noise are detached, so r carries no graph
+            # the noise are detached, so r carries no graph whatever requires grad
             r = self._chunk_residuals[0](u)
             self._memo.put(u, r)
         return r
@@ -504,7 +503,6 @@ class Objective:
         if self.params.n_free == 0:
             raise InputError("no free parameters: every parameter is fixed")
         self.u0 = self.params.pack()
-        self._start_output: Tensor | None = None
         out = call_model(
             lambda p: loss_fn(p), self.params.unpack(self.u0), (), "the starting parameters"
         )
