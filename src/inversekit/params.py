@@ -47,7 +47,7 @@ def _as_tensor(name: str, value, dtype: torch.dtype, device) -> Tensor:
         # the common case, checked in Python: a tensor op costs microseconds on a scalar
         if not math.isfinite(value):
             raise InputError(f"parameter '{name}': starting value contains non-finite entries")
-        return torch.tensor(float(value), dtype=dtype, device=device)
+        return torch.scalar_tensor(float(value), dtype=dtype, device=device)
     try:
         t = torch.as_tensor(value, dtype=dtype, device=device)
     except (TypeError, ValueError, RuntimeError) as exc:
