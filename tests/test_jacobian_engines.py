@@ -140,22 +140,45 @@ def test_complex_step_handles_weights_bounds_and_vmap_batching():
     assert vec.jacobian.batching == "vmap"
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(
     "op", [torch.abs, lambda t: torch.clamp(t, min=-1e9), lambda t: torch.where(t > 0, t, -t)]
 )
-def test_non_holomorphic_model_falls_back_to_eager(op):
+def test_non_holomorphic_model_falls_back_to_eager(op, dtype):
     def model(p, x):
         return p["a"] * op(x - p["b"])
 
     x = np.linspace(-3, 3, 40)
     problem = ik.LeastSquares(
-        model, ik.Params(a=1.0, b=0.2), inputs=(x,), y=np.abs(x), jacobian="complex-step"
+        model,
+        ik.Params(a=1.0, b=0.2),
+        inputs=(x,),
+        y=np.abs(x),
+        jacobian="complex-step",
+        dtype=dtype,
     )
     assert problem.jacobian.engine_name == "eager"
     assert "not complex-step safe" in problem.jacobian.reason
-    reference = ik.LeastSquares(model, ik.Params(a=1.0, b=0.2), inputs=(x,), y=np.abs(x))
+    reference = ik.LeastSquares(
+        model, ik.Params(a=1.0, b=0.2), inputs=(x,), y=np.abs(x), dtype=dtype
+    )
     u = problem.u0
     assert_same_normal_equations(problem.normal_equations(u), reference.normal_equations(u))
+
+
+def test_complex_step_serves_float32_problems():
+    # float32 rounding alone puts the validation mismatch near 3e-8: the check's tolerance
+    # follows the dtype, so float32 problems keep the fast engine
+    problem = peak_problem(300, dtype=torch.float32)
+    assert problem.jacobian.engine_name == "complex-step", problem.jacobian.reason
+    reference = peak_problem(300, dtype=torch.float32, jacobian="eager")
+    u = reference.u0 + 0.05
+    assert_same_normal_equations(problem.normal_equations(u), reference.normal_equations(u), 1e-5)
+    fitted = ik.fit(problem, progress=False)
+    exact = ik.fit(peak_problem(300), progress=False)
+    assert fitted.success
+    for name in ("a", "mu", "s"):
+        assert float(fitted.params[name]) == pytest.approx(float(exact.params[name]), rel=1e-4)
 
 
 @pytest.mark.parametrize("n", [40, 50, 200])
