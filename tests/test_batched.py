@@ -420,3 +420,34 @@ def test_problems_whose_model_output_is_not_finite_at_the_start_are_reported(jac
     result = ik.fit(problem)
     assert result.failed == bad
     assert all(result.status[b].success for b in range(20) if b not in bad)
+
+
+def test_batched_fit_damps_long_steps_of_bounded_parameters():
+    # two demo spectra (vector parameters with a batch dimension): without the limit both
+    # problems' eta is driven into its bound's saturation, as in the single fit
+    from inversekit.demo import demo_problem, make_data, spectrum
+
+    x, y0, s0 = make_data(7)
+    _, y1, s1 = make_data(8)
+
+    def problem():
+        def both(v):
+            return torch.stack([torch.as_tensor(v)] * 2)
+
+        params = ik.Params(
+            c0=100.0,
+            c1=0.0,
+            eta=ik.Param(0.5, bounds=(0.0, 1.0)),
+            A=ik.Param(both([700.0, 400.0, 500.0]), bounds=(0.0, None)),
+            mu=ik.Param(both([31.5, 36.5, 45.0])),
+            w=ik.Param(both([0.8, 0.8, 0.8]), bounds=(0.0, None)),
+        )
+        y, sigma = torch.stack([y0, y1]), torch.stack([s0, s1])
+        return BatchedLeastSquares(spectrum, params, inputs=(x,), y=y, sigma=sigma)
+
+    trapped = ik.fit(problem(), BatchedLM(max_bounded_step=math.inf), progress=False)
+    assert bool((trapped.params["eta"] < 1e-10).all())
+    result = ik.fit(problem(), progress=False)
+    assert bool((result.reduced_chi2 < 1.1).all())
+    single = ik.fit(demo_problem(), progress=False)
+    assert float(result.params["eta"][0]) == pytest.approx(float(single.params["eta"]), rel=1e-8)

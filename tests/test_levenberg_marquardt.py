@@ -399,3 +399,34 @@ def test_small_fit_evaluates_the_model_about_twice_per_iteration():
     # complex step), and the uncertainty step reuses the last Jacobian
     assert batched == result.n_jev - 2
     assert real == result.n_fev - 1
+
+
+def test_long_steps_of_bounded_parameters_are_damped_not_taken():
+    # The demo spectrum from its by-eye start: at the third step the linear model sends the
+    # Lorentzian fraction eta (a logit coordinate) 55 units down, deep into its lower
+    # bound's saturation, where dx/du is 1e-22 and eta never comes back (a local fit with
+    # reduced chi2 1.34). Steps that move a bounded coordinate further than
+    # max_bounded_step are damped before they are tried.
+    from inversekit.demo import TRUTH, demo_problem
+
+    trapped = ik.fit(demo_problem(), ik.LM(max_bounded_step=math.inf), progress=False)
+    assert float(trapped.params["eta"]) < 1e-10 and trapped.reduced_chi2 > 1.3
+
+    problem = demo_problem()
+    bounded = problem.params.bounded
+    assert bounded is not None and bounded.sum() == 7  # eta, A (3) and w (3)
+    moves = []
+
+    def record(state):
+        moves.append(float(np.abs(state.solver_state.delta[bounded]).max()))
+
+    result = ik.fit(problem, callback=record, progress=False)
+    assert result.success and max(moves) <= 10.0
+    assert result.reduced_chi2 < 1.1
+    eta, se = float(result.params["eta"]), float(result.stderr["eta"])
+    assert abs(eta - TRUTH["eta"]) < 3 * se
+
+
+def test_max_bounded_step_must_be_positive():
+    with pytest.raises(ik.InputError, match="max_bounded_step"):
+        ik.LM(max_bounded_step=0.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -145,6 +146,13 @@ class Params(Mapping):
         self._identity = self._all_scalar and all(
             self.bijections[n].kind == "free" for n in self.free_names
         )
+        # which elements of u pass through a bijection (bounded parameters), or None
+        bounded = [
+            flag
+            for n in self.free_names
+            for flag in [self.bijections[n].kind != "free"] * self.values[n].numel()
+        ]
+        self.bounded: np.ndarray | None = np.array(bounded) if any(bounded) else None
 
     # Mapping protocol: params["b1"] gives the Param
     def __getitem__(self, name: str) -> Param:

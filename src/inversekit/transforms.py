@@ -15,7 +15,10 @@ bounds             x(u)                                   dx/du
 The one-sided maps are logarithmic, so a positive scale parameter such as a width or a rate
 is fitted in relative terms whatever its units; the two-sided map is the logistic. All are
 smooth, strictly monotone and defined for every real ``u``; an overflowing ``u`` gives a
-non-finite ``x`` which the solvers treat as a rejected step.
+non-finite ``x`` which the solvers treat as a rejected step. Far into a bound's tail
+(``u`` of -30 and below for the logistic near its lower bound) ``dx/du`` vanishes and a
+parameter sent there by one overlong step never comes back, so Levenberg–Marquardt damps
+any step that moves a bounded coordinate by more than ``max_bounded_step`` (10).
 """
 
 from __future__ import annotations

@@ -125,6 +125,10 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         """
         done = torch.zeros(idx.numel(), dtype=torch.bool, device=idx.device)
         delta, pred, ok = self._trial(st, idx, lam[idx])
+        bounded = problem.params.bounded
+        if bounded is not None:  # damp steps that move a bounded parameter too far
+            mask = torch.as_tensor(bounded, device=delta.device)
+            ok &= delta[:, mask].abs().amax(1) <= self.max_bounded_step
         lam[idx[~ok]] *= self.lambda_up
         if not bool(ok.any()):
             return done

@@ -70,6 +70,12 @@ class LevenbergMarquardt:
             failing); ``math.inf`` tries it at every step.
         accept: smallest ratio of actual to predicted reduction accepted.
         max_rejections: failed trials within one step before the step gives up.
+        max_bounded_step: largest change of a bounded parameter's unconstrained coordinate
+            in one step (``u`` is a log-scale or logit coordinate: 10 is a factor of
+            ``e^10`` in the distance to the bound). A longer step is damped before it is
+            tried: a linear model that sends a bounded parameter that far has left its
+            domain of validity, and a parameter pushed deep into a bound's saturation
+            cannot come back (its derivative vanishes).
     """
 
     max_iter: int = 1000
@@ -85,9 +91,14 @@ class LevenbergMarquardt:
     geodesic_below: float = 0.75
     accept: float = 1e-4
     max_rejections: int = 40
+    max_bounded_step: float = 10.0
     name: str = "LM"
 
     def __post_init__(self):
+        if not self.max_bounded_step > 0:
+            raise InputError(
+                f"LM option `max_bounded_step` must be > 0, got {self.max_bounded_step}"
+            )
         for field in ("ftol", "xtol", "gtol", "lambda0"):
             if not getattr(self, field) >= 0:
                 raise InputError(f"LM option `{field}` must be >= 0, got {getattr(self, field)}")
@@ -128,6 +139,9 @@ class LevenbergMarquardt:
             delta = None if system is None else system.solve(-state.g)
             if delta is None or not np.isfinite(delta).all():
                 lam *= self.lambda_up  # not positive definite: damp harder
+                continue
+            if self._too_long(problem.params.bounded, delta):
+                lam *= self.lambda_up
                 continue
             # predicted reduction of the quadratic model: -(gᵀδ + ½ δᵀAδ)
             pred = -float(state.g @ delta + 0.5 * delta @ (state.A @ delta))
@@ -220,6 +234,10 @@ class LevenbergMarquardt:
         if likely and getattr(problem.jacobian, "speculative", False):
             return problem.normal_equations(u).cost
         return problem.cost(u)
+
+    def _too_long(self, bounded: np.ndarray | None, delta: np.ndarray) -> bool:
+        """Whether ``δ`` moves a bounded parameter by more than ``max_bounded_step``."""
+        return bounded is not None and float(np.abs(delta[bounded]).max()) > self.max_bounded_step
 
     def _accelerated(self, problem, state: LMState, system, delta):
         """``δ + a/2`` with ``(A + λD) a = -Jᵀ r''[δ, δ]``, or ``None`` when the
