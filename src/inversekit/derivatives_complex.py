@@ -34,6 +34,7 @@ from torch import Tensor
 from inversekit.derivatives import ChunkedJacobian, NormalEquations
 from inversekit.derivatives_compiled import param_signature, tensor_signature
 from inversekit.errors import describe
+from inversekit.linalg import on_host64
 from inversekit.memo import PointMemo
 from inversekit.params import ParamSlots
 
@@ -182,16 +183,13 @@ class ComplexStepJacobian:
             )
         return self._cinputs
 
-    def _real_residuals(self, u: Tensor) -> Tensor:
-        return self.problem._residuals_at(u)
-
     def _evaluate(self, u: Tensor, batching: str | None = None) -> tuple[Tensor, Tensor]:
         """``(J, r)`` at ``u`` from one batched complex evaluation."""
         with torch.inference_mode():  # R is only read, through NumPy or one division
             R = self._complex_outputs(u, batching or self.batching)
         # r from the real model, not Re R: complex exp, division... round differently,
         # and g = Jᵀr should be the gradient of the very cost the solver compares
-        r = self._real_residuals(u)
+        r = self.problem._residuals_at(u)
         sigma = self.problem.noise.sigma
         if R.is_cpu and R.dtype is torch.complex128:
             # float64 on the host: the p x n algebra in NumPy, a few µs less per operation;
@@ -224,7 +222,7 @@ class ComplexStepJacobian:
             return self._eager("normal_equations", u)
         self.n_jev += 1
         cost = 0.5 * float(torch.dot(r, r))  # as LeastSquares.cost, to the last bit
-        if J.is_cpu and J.dtype is torch.float64:
+        if on_host64(J):
             # NumPy's Jt Jtᵀ is a symmetric rank-k update: exactly symmetric, and cheaper
             Jt, rn = J.mT.numpy(), r.numpy()
             with np.errstate(all="ignore"):
@@ -314,14 +312,7 @@ def _batched_unpack(params, C: Tensor, data_dims: int) -> dict[str, Tensor]:
     The trailing ones let a batched scalar parameter broadcast against the data arrays.
     """
     if params._all_scalar:  # one view and one unbind for all parameters
-        rows = C.reshape(*C.shape, *([1] * data_dims)).unbind(0)
-        out = dict(params.values)
-        if params._identity:
-            out.update(zip(params.free_names, rows, strict=True))
-            return out
-        for name, row in zip(params.free_names, rows, strict=True):
-            out[name] = params.bijections[name].forward(row)
-        return out
+        return params._from_scalars(C.reshape(*C.shape, *([1] * data_dims)).unbind(0))
     values = params.unpack(C.mT)
     out = {}
     for name, value in values.items():

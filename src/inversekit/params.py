@@ -141,11 +141,6 @@ class Params(Mapping):
             start += size
         self.n_free = start
         self._all_scalar = all(self.values[n].dim() == 0 for n in self.free_names)
-        # every free parameter scalar and unbounded: u is the physical vector itself, and
-        # packing, unpacking and the delta method need one tensor operation, not one each
-        self._identity = self._all_scalar and all(
-            self.bijections[n].kind == "free" for n in self.free_names
-        )
         # which elements of u pass through a bijection (bounded parameters), or None
         bounded = [
             flag
@@ -153,6 +148,9 @@ class Params(Mapping):
             for flag in [self.bijections[n].kind != "free"] * self.values[n].numel()
         ]
         self.bounded: np.ndarray | None = np.array(bounded) if any(bounded) else None
+        # every free parameter scalar and unbounded: u is the physical vector itself, and
+        # packing, unpacking and the delta method need one tensor operation, not one each
+        self._identity = self._all_scalar and self.bounded is None
 
     # Mapping protocol: params["b1"] gives the Param
     def __getitem__(self, name: str) -> Param:
@@ -218,20 +216,26 @@ class Params(Mapping):
 
         Differentiable in ``u``; works under ``torch.func`` transforms (vmap, jvp).
         """
-        out = dict(self.values)
         if self._all_scalar:
             # one unbind instead of a slice + reshape per parameter: most of the time of a
             # tiny model call goes to this per-operation overhead
-            if self._identity:
-                out.update(zip(self.free_names, u.unbind(-1), strict=True))
-                return out
-            for n, piece in zip(self.free_names, u.unbind(-1), strict=True):
-                out[n] = self.bijections[n].forward(piece)
-            return out
+            return self._from_scalars(u.unbind(-1))
+        out = dict(self.values)
         for n in self.free_names:
             piece = u[..., self.slices[n]]
             shape = u.shape[:-1] + self.values[n].shape
             out[n] = self.bijections[n].forward(piece).reshape(shape)
+        return out
+
+    def _from_scalars(self, pieces) -> dict[str, Tensor]:
+        """The model's dict from one unconstrained tensor per scalar free parameter (in
+        ``free_names`` order; any shape, e.g. a batch), fixed values included."""
+        out = dict(self.values)
+        if self._identity:
+            out.update(zip(self.free_names, pieces, strict=True))
+            return out
+        for n, piece in zip(self.free_names, pieces, strict=True):
+            out[n] = self.bijections[n].forward(piece)
         return out
 
     def physical(self, u: Tensor) -> Tensor:
@@ -298,15 +302,9 @@ class ParamSlots:
         self.params = params
         self.buffer = buffer
         self.target = buffer if target is None else target  # the part fill writes into
-        self.views = dict(zip(params.free_names, buffer.unbind(0), strict=True))
+        self.views = buffer.unbind(0)  # one per free parameter, in free_names order
 
     def fill(self, values: Tensor) -> dict[str, Tensor]:
         """The model's parameter dict for ``values`` (broadcast into ``target``)."""
         self.target.copy_(values)
-        out = dict(self.params.values)
-        if self.params._identity:
-            out.update(self.views)
-            return out
-        for name, view in self.views.items():
-            out[name] = self.params.bijections[name].forward(view)
-        return out
+        return self.params._from_scalars(self.views)

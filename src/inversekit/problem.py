@@ -185,8 +185,8 @@ class LeastSquares:
         self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
         self._check_sizes()
         self.u0 = self.params.pack()
-        self._start_output: Tensor | None = None
-        self._rowwise = self._check_model(rowwise)  # None: detected when first asked
+        # rowwise None: detected when first asked; start: the model's output at u0, if made
+        self._rowwise, start = self._check_model(rowwise)
         if rowwise and not self.noise.diagonal:
             raise InputError("rowwise=True cannot be used with a full inverse_covariance")
         self.chunks = self._make_chunks(chunk_rows)
@@ -199,7 +199,6 @@ class LeastSquares:
         self._memo = PointMemo()  # residuals (unchunked problems)
         self._cost_memo = PointMemo()  # cost (chunked problems)
         self._ne_memo = PointMemo()  # normal equations
-        start, self._start_output = self._start_output, None
         if start is not None and self.chunks == [None]:  # the first residuals, known already
             self._memo.put(self.u0, self.noise.whiten((start.detach() - self.y).reshape(-1)))
         self.jacobian = make_jacobian(self, jacobian)
@@ -216,26 +215,27 @@ class LeastSquares:
                 "problem is underdetermined"
             )
 
-    def _check_model(self, rowwise: bool | None) -> bool:
+    def _check_model(self, rowwise: bool | None) -> tuple[bool | None, Tensor | None]:
         """Check the model's output at the start (dtype, shape, finite) and decide whether
         it is rowwise (``rowwise=None``: detect). Large rowwise data are checked chunk by
-        chunk, so the check never holds the model's intermediates for all rows at once."""
+        chunk, so the check never holds the model's intermediates for all rows at once.
+        Returns ``(rowwise, output at the start)``, the output ``None`` when chunked (the
+        solver's first residuals, when all rows are one chunk)."""
         candidate = rowwise is not False and self._row_candidate()
         if candidate and self.y.numel() >= CHUNKED_CHECK_MIN_POINTS:
             probe = self._probe_rows()
             if probe is not None and self._check_in_chunks(*probe, trust=rowwise is True):
-                return True
+                return True, None
         out = call_model(
             self.model, self.params.unpack(self.u0), self.inputs, "the starting parameters"
         )
         self._check_output(out, tuple(self.y.shape), 0)
-        self._start_output = out  # the solver's first residuals, if all rows are one chunk
         if rowwise is not None:
-            return bool(rowwise)
+            return bool(rowwise), out
         if candidate and self._default_chunk_rows() >= self.y.shape[0]:
-            return None  # one chunk anyway: detect only if asked (a few model calls saved)
+            return None, out  # one chunk anyway: detect only if asked (model calls saved)
         probe = self._probe_rows() if candidate else None
-        return probe is not None and _same(probe[1], out[probe[0]])
+        return probe is not None and _same(probe[1], out[probe[0]]), out
 
     @property
     def rowwise(self) -> bool:

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from inversekit.errors import InputError
-from inversekit.linalg import DampedSystem, host64
+from inversekit.linalg import DampedSystem, host64, on_host64
 from inversekit.optimize.status import Status
 
 # Relative cost changes below this many units in the last place are rounding noise.
@@ -317,7 +317,7 @@ def _finite(A: np.ndarray, g: np.ndarray) -> bool:
 
 def _moved(u: Tensor, step: np.ndarray) -> Tensor:
     """``u + step`` as a new tensor; for a float64 point on the host, one NumPy addition."""
-    if u.dtype is torch.float64 and u.is_cpu and not u.requires_grad:
+    if on_host64(u):
         return torch.from_numpy(u.numpy() + step)
     return u + torch.from_numpy(step).to(u)
 
