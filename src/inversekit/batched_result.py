@@ -2,9 +2,10 @@
 plain :class:`~inversekit.FitResult` of problem ``b``.
 
 Uncertainties follow :mod:`inversekit.uncertainty` per problem: ``C_u = s² (JᵀWJ)⁻¹`` from
-the SVD of the column-scaled whitened Jacobian (singular directions left out and their
-parameters flagged), ``s² = 1`` with the noise given and ``chi2_b / (n_b - p)`` without,
-mapped to physical space by ``C_x = G C_u G``, ``G = diag(dx/du)``.
+the eigendecomposition of the unit-curvature scaled ``JᵀWJ`` the solver ended with
+(singular directions left out and their parameters flagged), ``s² = 1`` with the noise
+given and ``chi2_b / (n_b - p)`` without, mapped to physical space by ``C_x = G C_u G``,
+``G = diag(dx/du)``.
 """
 
 from __future__ import annotations

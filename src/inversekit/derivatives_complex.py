@@ -40,8 +40,8 @@ from inversekit.params import ParamSlots
 
 STEP = 1e-20
 # Agreement with a reverse-mode product required at construction, per dtype (both are
-# exact to rounding, which in float32 alone reaches a few 1e-8; a non-holomorphic model
-# errs by order one).
+# exact to rounding, which in float32 alone reaches 1e-7 and more; a non-holomorphic
+# model errs by order one).
 CHECK_RTOL = {torch.float64: 1e-8, torch.float32: 1e-3}
 # A second difference below this multiple of eps·max|r| is rounding, not curvature.
 _UNRESOLVED = 1e3

@@ -3,8 +3,8 @@
 Solvers see one flat vector ``u`` of the free parameter elements in an *unconstrained*
 space (bounded parameters pass through the bijections of :mod:`inversekit.transforms`).
 Models see a dict of physical tensors, one per parameter, shaped as the user gave them.
-:class:`Params` converts between the two and reports covariances in physical space by the
-delta method, ``C_x = G C_u G`` with ``G = diag(dx/du)``.
+:class:`Params` converts between the two and gives ``dx/du``, with which covariances are
+mapped to physical space by the delta method, ``C_x = G C_u G``, ``G = diag(dx/du)``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ counters and status. Geodesic acceleration is tried, as in the single-problem so
 where the plain step falls short of the linear model, and its second derivative comes from
 the secant difference (``Jᵀ r'' ≈ 2 (Jᵀ r(u + δ) - g - Aδ)``, one reverse-mode product for
 those problems), so iteration paths can differ slightly from a single-problem fit whose
-engine computes ``r''`` exactly; the minimum and the stopping tests are the same. All
+engine takes ``r''`` another way (a secant of the residuals themselves, or finite
+differences); the minimum and the stopping tests are the same. All
 problems are advanced together with batched tensor operations; one loop iteration is one
 accepted (or finally rejected) step of every problem still running. A problem that has
 stopped is frozen: it is left out of every later evaluation.
@@ -125,10 +126,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         """
         done = torch.zeros(idx.numel(), dtype=torch.bool, device=idx.device)
         delta, pred, ok = self._trial(st, idx, lam[idx])
-        bounded = problem.params.bounded
-        if bounded is not None:  # damp steps that move a bounded parameter too far
-            mask = torch.as_tensor(bounded, device=delta.device)
-            ok &= delta[:, mask].abs().amax(1) <= self.max_bounded_step
+        ok &= self._short_enough(problem, delta)  # else damped, like a failed solve
         lam[idx[~ok]] *= self.lambda_up
         if not bool(ok.any()):
             return done
@@ -245,6 +243,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         sd = torch.sqrt(D)
         size = torch.linalg.vector_norm(sd * accel, dim=1)
         ok &= resolved & (2 * size <= self.geodesic_ratio * torch.linalg.vector_norm(sd * d, dim=1))
+        ok &= self._short_enough(problem, d + 0.5 * accel)
         if not bool(ok.any()):
             return moved
         pos, sub, step = pos[ok], sub[ok], d[ok] + 0.5 * accel[ok]
@@ -256,6 +255,15 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         delta[pos], u_new[pos], cost_new[pos] = step[better], u_acc[better], cost_acc[better]
         moved[pos] = True
         return moved
+
+    def _short_enough(self, problem, steps: Tensor) -> Tensor:
+        """Which rows of ``steps`` move no bounded parameter by more than
+        ``max_bounded_step`` (see :class:`LevenbergMarquardt`)."""
+        bounded = problem.params.bounded
+        if bounded is None:
+            return torch.ones(steps.shape[0], dtype=torch.bool, device=steps.device)
+        mask = torch.as_tensor(bounded, device=steps.device)
+        return steps[:, mask].abs().amax(1) <= self.max_bounded_step
 
     def _accept(self, st, idx, u_new, delta, ne, actual, pred, lam, floor) -> None:
         """Move problems ``idx`` to their accepted trial points (as ``LM._accepted``)."""

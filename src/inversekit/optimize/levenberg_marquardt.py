@@ -7,7 +7,9 @@ Each step solves, in the unconstrained parameters ``u``,
 and accepts ``u + δ`` when the actual reduction of ``cost = ½ rᵀWr`` is a positive fraction
 of the reduction the linear model predicts; the damping ``λ`` is divided by ``lambda_down``
 after a success and multiplied by ``lambda_up`` after a failure. A trial point where the
-model is not finite is a failed trial, never a crash.
+model is not finite is a failed trial, never a crash; a step that moves a bounded
+parameter's unconstrained coordinate by more than ``max_bounded_step`` is damped before
+it is tried.
 
 With ``geodesic=True`` the step is corrected by geodesic acceleration (Transtrum & Sethna,
 "Improvements to the Levenberg-Marquardt algorithm for nonlinear least-squares
@@ -241,7 +243,8 @@ class LevenbergMarquardt:
 
     def _accelerated(self, problem, state: LMState, system, delta):
         """``δ + a/2`` with ``(A + λD) a = -Jᵀ r''[δ, δ]``, or ``None`` when the
-        acceleration is not finite or too large (``2‖a‖/‖δ‖ > geodesic_ratio``, scaled)."""
+        acceleration is not finite or too large (``2‖a‖/‖δ‖ > geodesic_ratio``, scaled),
+        or when ``δ + a/2`` moves a bounded parameter too far (``max_bounded_step``)."""
         v = torch.from_numpy(delta).to(state.u)
         accel = system.solve(-host64(problem.jacobian.geodesic_rhs(state.u, v)))
         if not np.isfinite(accel).all() or not accel.any():
@@ -249,7 +252,8 @@ class LevenbergMarquardt:
         sd = np.sqrt(state.D)
         if 2 * np.linalg.norm(sd * accel) > self.geodesic_ratio * np.linalg.norm(sd * delta):
             return None
-        return delta + 0.5 * accel
+        step = delta + 0.5 * accel
+        return None if self._too_long(problem.params.bounded, step) else step
 
     def _accepted(self, state, new: _Point, delta, actual, pred, lam, n_fev, floor) -> LMState:
         scaled = np.sqrt(state.D) * delta
