@@ -1,8 +1,11 @@
 """NIST StRD nonlinear regression at default options: every file, both starts.
 
 LRE = -log10(|estimate - certified| / |certified|); the certified values carry 11 digits.
-Lanczos1's certified RSS (1.4e-25) and standard errors are below float64 resolution, so
-they are held to 2.5 digits; its parameters, like every other case, to 6.
+Parameters are held to 9.5 digits in every case (LM's end-game takes Gauss–Newton steps
+below the cost's resolution, so ill-conditioned small-residual cases such as Lanczos3 and
+MGH17 reach 10 digits too; NIST's usual bar is 6). Lanczos1's certified RSS (1.4e-25) and
+standard errors are below float64 resolution, so they are held to 2.5 digits; the others
+to 6.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def test_certified_values_at_default_options(path, start):
     stderr = [float(result.stderr[n]) for n in names]
     floor = 2.5 if data.name == "Lanczos1" else 6.0
     assert result.success, result.message
-    assert lre(estimate, data.certified).min() >= 6.0, (estimate, data.certified)
+    assert lre(estimate, data.certified).min() >= 9.5, (estimate, data.certified)
     assert lre(stderr, data.certified_sd).min() >= floor, (stderr, data.certified_sd)
     assert lre(result.chi2, data.rss) >= floor, (result.chi2, data.rss)
     assert result.covariance_scaled

@@ -236,6 +236,8 @@ class BatchedLeastSquares:
             sw2[bad] = torch.where(both, sw2[bad], 0.0)
             self.y, self.sqrt_weights = y2.reshape(y.shape), sw2
         self.n_data = (self.sqrt_weights > 0).sum(dim=1)
+        # per problem ‖y/σ‖, the rounding scale of the residuals (see cost_resolution)
+        self.data_norm = torch.linalg.vector_norm(self.y.reshape(B, -1) * self.sqrt_weights, dim=1)
         for b in torch.nonzero(self.n_data < self.params.n_free).flatten().tolist():
             self._invalidate(
                 b,

@@ -71,6 +71,7 @@ class ComplexStepJacobian:
         self._steps: Tensor | None = None  # h I: the imaginary parts of the p points
         self._cinputs: tuple | None = None
         self._slots: ParamSlots | None = None  # complex parameter slots, broadcast modes
+        self._sigma_np: np.ndarray | None = None
         self._validate()
 
     # --- set-up ---------------------------------------------------------------------
@@ -144,7 +145,7 @@ class ComplexStepJacobian:
         if batching != "vmap" and pr.params._all_scalar:
             # each parameter a (p, 1, ...) view of one buffer whose imaginary part is h I:
             # one copy per call instead of building the points and their views
-            slots = self._slots_for(u)
+            slots = self._slots_for(p)
             values = slots.fill(u.reshape(p, *([1] * (slots.buffer.dim() - 1))))
         else:
             if self._steps is None or self._steps.shape[0] != p:
@@ -163,11 +164,12 @@ class ComplexStepJacobian:
             raise ValueError(f"batched output has shape {tuple(f.shape)}")
         return f.reshape(p, -1)
 
-    def _slots_for(self, u: Tensor) -> ParamSlots:
+    def _slots_for(self, p: int) -> ParamSlots:
         """Complex parameter slots ``(p, p, 1, ...)`` with imaginary part ``h I`` (made once)."""
         if self._slots is None:
-            shape = (u.numel(), u.numel(), *([1] * self.problem.y.dim()))
-            template = _step_template(shape, u.dtype, str(u.device), self.step)
+            pr = self.problem
+            shape = (p, p, *([1] * pr.y.dim()))
+            template = _step_template(shape, pr.dtype, str(pr.device), self.step)
             with torch.inference_mode(False):  # writable in and out of inference mode
                 buffer = template.clone()
             self._slots = ParamSlots(self.problem.params, buffer, buffer.real)
@@ -185,22 +187,57 @@ class ComplexStepJacobian:
 
     def _evaluate(self, u: Tensor, batching: str | None = None) -> tuple[Tensor, Tensor]:
         """``(J, r)`` at ``u`` from one batched complex evaluation."""
-        with torch.inference_mode():  # R is only read, through NumPy or one division
-            R = self._complex_outputs(u, batching or self.batching)
+        batching = batching or self.batching
         # r from the real model, not Re R: complex exp, division... round differently,
         # and g = Jᵀr should be the gradient of the very cost the solver compares
+        if self._host_batching(batching) and not u.requires_grad:
+            Jt = self._host_transposed(u.numpy(), batching)
+            return torch.from_numpy(Jt).mT, self.problem._residuals_at(u)
+        with torch.inference_mode():  # R is only read, by one division
+            R = self._complex_outputs(u, batching)
         r = self.problem._residuals_at(u)
         sigma = self.problem.noise.sigma
-        if R.is_cpu and R.dtype is torch.complex128:
-            # float64 on the host: the p x n algebra in NumPy, a few µs less per operation;
-            # quietly, like torch: a non-finite Jacobian is the solver's to reject
-            with np.errstate(all="ignore"):
-                Jt = R.numpy().imag / self.step  # (p, n), contiguous; J is its transpose
-                if sigma is not None:
-                    Jt /= sigma.numpy()
-            return torch.from_numpy(Jt).mT, r
         J = R.imag.mT / self.step
         return (J if sigma is None else J / sigma[:, None]), r
+
+    def _host_batching(self, batching: str) -> bool:
+        """Whether the batch can be filled and read through NumPy: float64 on the host,
+        every free parameter a scalar (the broadcast modes)."""
+        pr = self.problem
+        return (
+            batching != "vmap"
+            and pr.dtype is torch.float64
+            and pr.device.type == "cpu"
+            and pr.params._all_scalar
+        )
+
+    def host_transposed_jacobian(self, x: np.ndarray) -> np.ndarray:
+        """The whitened ``Jᵀ`` (p x n, float64 NumPy) at the host point ``x`` (float64
+        NumPy), by one batched complex call whose parameters are written and whose output
+        is read through NumPy: no torch operation outside the model. For a validated engine
+        whose problem passes :meth:`_host_batching` (the solvers' small-problem path)."""
+        return self._host_transposed(x, self.batching)
+
+    def _host_transposed(self, x: np.ndarray, batching: str) -> np.ndarray:
+        pr = self.problem
+        p = x.size
+        values = self._slots_for(p).fill_host(x)
+        inputs = self._complex_inputs() if batching == "broadcast-complex" else pr.inputs
+        with torch.inference_mode():
+            f = pr.model(values, *inputs)
+        if f.shape != (p, *pr.y.shape):
+            raise ValueError(f"batched output has shape {tuple(f.shape)}")
+        # quietly, like torch: a non-finite Jacobian is the solver's to reject
+        with np.errstate(all="ignore"):
+            Jt = f.numpy().reshape(p, -1).imag / self.step  # (p, n), contiguous
+            if pr.noise.sigma is not None:
+                Jt /= self._host_sigma()
+        return Jt
+
+    def _host_sigma(self) -> np.ndarray:
+        if self._sigma_np is None:
+            self._sigma_np = self.problem.noise.sigma.numpy()
+        return self._sigma_np
 
     def _jacobian(self, u: Tensor) -> tuple[Tensor, Tensor]:
         last = self._last.get(u)
@@ -252,9 +289,8 @@ class ComplexStepJacobian:
         J, r0 = self._jacobian(u)
         r1 = self.problem._residuals_at(u + v)
         second = 2.0 * ((r1 - r0) - J @ v)
-        eps = torch.finfo(r0.dtype).eps
-        noise = _UNRESOLVED * eps * float(torch.maximum(r0.abs().max(), r1.abs().max()))
-        if not float(second.abs().max()) > noise:
+        scale = float(torch.maximum(r0.abs().max(), r1.abs().max()))
+        if unresolved_curvature(float(second.abs().max()), scale, r0.dtype):
             return torch.zeros_like(u)
         return J.mT @ second
 
@@ -268,6 +304,14 @@ class ComplexStepJacobian:
         out = getattr(self.eager, method)(u)
         self.n_jev += 1
         return out
+
+
+def unresolved_curvature(second: float, scale: float, dtype) -> bool:
+    """Whether a second difference of largest magnitude ``second`` is rounding, not
+    curvature, for residuals of largest magnitude ``scale`` (below ``_UNRESOLVED`` units
+    of rounding; NaN counts as unresolved)."""
+    eps = torch.finfo(dtype).eps if isinstance(dtype, torch.dtype) else np.finfo(dtype).eps
+    return not second > _UNRESOLVED * eps * scale
 
 
 @functools.lru_cache(maxsize=64)

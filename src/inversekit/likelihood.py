@@ -89,6 +89,18 @@ class GaussianNoise:
             return raw
         return raw / (self.sigma if rows is None else self.sigma[rows])
 
+    def whitened_norm(self, y: Tensor) -> float:
+        """``‖r(y)‖``: the norm of the data ``y`` (flat) whitened like residuals, in chunks
+        for diagonal noise. It sets the rounding scale of the residuals ``(f - y)/σ``."""
+        if self.chol is not None:
+            return float(torch.linalg.vector_norm(self.chol.mT @ y))
+        total = 0.0
+        for start in range(0, y.numel(), SCAN_CHUNK):
+            rows = slice(start, start + SCAN_CHUNK)
+            part = y[rows] if self.sigma is None else y[rows] / self.sigma[rows]
+            total += float(torch.dot(part, part))
+        return math.sqrt(total)
+
     def log_normaliser(self) -> float:
         """``0.5 log det W - n/2 log 2π`` over the points that carry weight."""
         return 0.5 * self.log_det_weights - 0.5 * self.n_effective * math.log(2 * math.pi)

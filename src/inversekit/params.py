@@ -303,8 +303,25 @@ class ParamSlots:
         self.buffer = buffer
         self.target = buffer if target is None else target  # the part fill writes into
         self.views = buffer.unbind(0)  # one per free parameter, in free_names order
+        # unbounded: the model's dict never changes, only what its views hold
+        self._values = params._from_scalars(self.views) if params._identity else None
+        self._host: np.ndarray | None = None  # NumPy view of target (float64 on the host)
 
     def fill(self, values: Tensor) -> dict[str, Tensor]:
         """The model's parameter dict for ``values`` (broadcast into ``target``)."""
         self.target.copy_(values)
+        return self._dict()
+
+    def fill_host(self, x: np.ndarray) -> dict[str, Tensor]:
+        """As :meth:`fill` for a float64 NumPy point ``x`` (one value per free parameter,
+        broadcast over the buffer's other axes), written through NumPy: no torch operation.
+        Only for a float64 target on the host."""
+        if self._host is None:
+            self._host = self.target.numpy()
+        self._host[...] = x.reshape(-1, *([1] * (self._host.ndim - 1)))
+        return self._dict()
+
+    def _dict(self) -> dict[str, Tensor]:
+        if self._values is not None:
+            return dict(self._values)  # a copy: the model may change the dict it is given
         return self.params._from_scalars(self.views)

@@ -18,6 +18,7 @@ from inversekit.derivatives import hessian_vector_product
 from inversekit.derivatives_compiled import CompiledJacobian, EagerJacobian
 from inversekit.derivatives_complex import ComplexStepJacobian
 from inversekit.errors import InputError, ModelError
+from inversekit.evaluators import make_evaluator
 from inversekit.likelihood import GaussianNoise, first_where, make_noise, not_finite
 from inversekit.memo import PointMemo
 from inversekit.params import Params, ParamSlots
@@ -184,12 +185,15 @@ class LeastSquares:
         self.inputs = tuple(_prepare_input(i, v, dtype, y.device) for i, v in enumerate(inputs))
         self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
         self._check_sizes()
+        # ‖y/σ‖: residuals (f - y)/σ carry rounding errors of a few ulp of y/σ
+        self.data_norm = self.noise.whitened_norm(self.y.reshape(-1))
         self.u0 = self.params.pack()
         # rowwise None: detected when first asked; start: the model's output at u0, if made
         self._rowwise, start = self._check_model(rowwise)
         if rowwise and not self.noise.diagonal:
             raise InputError("rowwise=True cannot be used with a full inverse_covariance")
         self.chunks = self._make_chunks(chunk_rows)
+        self._slots: ParamSlots | None = None  # parameter slots of the solvers' real calls
         unpack = self._point_unpack()
         # the solvers' gradient-free evaluations, chunk by chunk
         self._chunk_residuals = [
@@ -202,6 +206,20 @@ class LeastSquares:
         if start is not None and self.chunks == [None]:  # the first residuals, known already
             self._memo.put(self.u0, self.noise.whiten((start.detach() - self.y).reshape(-1)))
         self.jacobian = make_jacobian(self, jacobian)
+        self._evaluator = None
+
+    def evaluator(self):
+        """The problem as Levenberg–Marquardt sees it, a function of float64 host points
+        (see :mod:`inversekit.evaluators`); made once."""
+        if self._evaluator is None:
+            self._evaluator = make_evaluator(self)
+        return self._evaluator
+
+    def _host_slots(self) -> ParamSlots:
+        """The parameter slots of the solvers' real model calls (scalar parameters)."""
+        if self._slots is None:
+            raise ValueError("parameter slots need every free parameter to be a scalar")
+        return self._slots
 
     # --- validation -----------------------------------------------------------------
     def _check_sizes(self) -> None:
@@ -374,7 +392,7 @@ class LeastSquares:
             return params.unpack
         with torch.inference_mode(False):  # a normal tensor, writable in and out of it
             buffer = torch.empty(params.n_free, dtype=self.dtype, device=self.device)
-        slots = ParamSlots(params, buffer)
+        slots = self._slots = ParamSlots(params, buffer)
         shape = slots.buffer.shape
 
         def unpack(u: Tensor) -> dict[str, Tensor]:

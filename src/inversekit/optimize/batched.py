@@ -34,8 +34,8 @@ from inversekit.errors import InputError
 from inversekit.optimize.levenberg_marquardt import (
     _MAX_FLOOR_STEPS,
     _MIN_DAMPING,
-    _ROUNDING,
     LevenbergMarquardt,
+    cost_resolution,
 )
 from inversekit.optimize.status import Status
 
@@ -94,7 +94,8 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
             out = idx[~done][rejections[idx[~done]] >= self.max_rejections]
             if out.numel():
                 st.lam[out] = lam[out]
-                precision = last_pred[out] <= _ROUNDING * st.costs[out]
+                noise = cost_resolution(st.costs[out], problem.data_norm[out])
+                precision = last_pred[out] <= noise
                 st.stop(out[precision], Status.PRECISION)
                 st.stop(out[~precision], Status.STALLED)
                 stepping[out] = False
@@ -137,7 +138,8 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         u_new = st.u[rows] + delta
         cost_new, spec = self._trial_costs(problem, st, tried, u_new)
         st.n_fev[rows] += 1
-        floor = pred <= _ROUNDING * cost
+        noise = cost_resolution(cost, problem.data_norm[rows])
+        floor = pred <= noise
         moved = torch.zeros_like(floor)  # moved to the accelerated point: spec not there
         if self.geodesic:
             finite = torch.isfinite(cost_new)
@@ -145,9 +147,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
             if bool(need.any()):
                 moved = self._accelerate(problem, st, tried, need, delta, u_new, cost_new, lam)
         actual = cost - cost_new
-        good = ((pred > 0) & (actual >= self.accept * pred)) | (
-            floor & (actual >= -_ROUNDING * cost)
-        )
+        good = ((pred > 0) & (actual >= self.accept * pred)) | (floor & (actual >= -noise))
         good &= torch.isfinite(cost_new)
         accepted = torch.zeros_like(good)
         if bool(good.any()):
@@ -291,7 +291,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         tests = [
             (cost == 0, Status.ZERO_RESIDUAL),
             ((fl > 0) & ((fl >= _MAX_FLOOR_STEPS) | (sn > 0.9 * psn)), Status.PRECISION),
-            (sn <= self.xtol * (size + self.xtol), Status.XTOL),
+            (_distance_left(sn, psn, fl) <= self.xtol * (size + self.xtol), Status.XTOL),
             (_gradient_cosine(st.A[rows], st.g[rows], cost) <= self.gtol, Status.GTOL),
         ]
         if self.ftol > 0:  # in the order of LM.terminate: before XTOL
@@ -454,3 +454,10 @@ def _gradient_cosine(A: Tensor, g: Tensor, cost: Tensor) -> Tensor:
     ratio = torch.where(ok, g.abs() / torch.where(ok, col, 1.0), 0.0).amax(1)
     zero = (norm_r == 0) | ~ok.any(1)
     return torch.where(zero, 0.0, ratio / torch.where(zero, 1.0, norm_r))
+
+
+def _distance_left(sn: Tensor, psn: Tensor, floor_steps: Tensor) -> Tensor:
+    """Per problem, the distance the xtol test compares (as LM's ``_distance_left``)."""
+    rho = sn / psn
+    rest = torch.minimum(sn, sn * rho / (1.0 - rho))
+    return torch.where(floor_steps >= 2, rest, sn)

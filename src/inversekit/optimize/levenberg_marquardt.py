@@ -25,9 +25,13 @@ supports in float64; each is its own :class:`~inversekit.Status`):
 
 - ``ftol``: actual and predicted relative reductions of the cost both below ``ftol`` (off
   by default: a cost test stops large-residual problems digits short, e.g. NIST ENSO);
-- ``xtol``: scaled step ``‖√D δ‖ <= xtol (‖√D u‖ + xtol)``;
+- ``xtol``: scaled step ``‖√D δ‖ <= xtol (‖√D u‖ + xtol)``; once the steps are below
+  the cost's resolution (below), where Gauss–Newton converges linearly with a measured
+  contraction ``ρ = ‖δ_k‖/‖δ_{k-1}‖``, the distance still to go, ``‖δ‖ ρ/(1 - ρ)``, is
+  tested instead of the step (the step that would be needed to see it adds no digit);
 - ``gtol``: largest cosine between the residual vector and a Jacobian column below ``gtol``;
-- precision: the predicted reduction is below the cost's rounding (64 ulp). Such steps are
+- precision: the predicted reduction is below the cost's resolution (:func:`cost_resolution`:
+  64 ulp of the cost, and the rounding of the residuals ``(f - y)/σ``). Such steps are
   still taken, since the Gauss–Newton step comes from the exact ``JᵀWr``, while they keep
   shrinking (at most ``_MAX_FLOOR_STEPS``); the run stops when they no longer shrink or a
   trial at that level makes the cost measurably worse.
@@ -39,15 +43,16 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from inversekit.errors import InputError
-from inversekit.linalg import DampedSystem, host64, on_host64
+from inversekit.linalg import DampedSystem
 from inversekit.optimize.status import Status
 
 # Relative cost changes below this many units in the last place are rounding noise.
 _ROUNDING = 64 * 2.220446049250313e-16
+# Units in the last place of y/σ taken as the rounding error of each whitened residual.
+_RESIDUAL_ULPS = 8
 # Steps taken below that resolution, while they keep shrinking, polish the last digits.
 _MAX_FLOOR_STEPS = 50
 _MIN_DAMPING = 1e-15
@@ -115,16 +120,17 @@ class LevenbergMarquardt:
 
     # --- solver contract ------------------------------------------------------------
     def init(self, problem) -> LMState:
-        if not hasattr(problem, "normal_equations"):
+        if not hasattr(problem, "evaluator"):
             raise InputError(
                 f"LM solves least-squares problems (ik.LeastSquares); got {type(problem).__name__}"
             )
-        u = problem.u0.clone()
-        ne = problem.normal_equations(u)
-        A, g = host64(ne.A), host64(ne.g)
+        evaluator = problem.evaluator()
+        x = evaluator.start()
+        A, g, cost = evaluator.normal_equations(x)
         return LMState(
-            u=u,
-            cost=ne.cost,
+            x=x,
+            u=evaluator.point(x),
+            cost=cost,
             A=A,
             g=g,
             D=_initial_scale(A),
@@ -134,8 +140,10 @@ class LevenbergMarquardt:
         )
 
     def step(self, problem, state: LMState) -> LMState:
+        evaluator = problem.evaluator()
         lam, n_fev = state.lam, state.n_fev
         last_pred = math.inf
+        noise = cost_resolution(state.cost, evaluator.data_norm)
         for _ in range(self.max_rejections):
             system = DampedSystem.build(state.A, state.D, lam)
             delta = None if system is None else system.solve(-state.g)
@@ -150,23 +158,22 @@ class LevenbergMarquardt:
             last_pred = pred
             # Below rounding the cost cannot confirm a step; the Gauss-Newton step is still
             # exact (it comes from JᵀWr), so take it if it does not measurably hurt.
-            floor = pred <= _ROUNDING * state.cost
-            step, u_new, cost_new, evals = self._trial(problem, state, system, delta, pred, floor)
+            floor = pred <= noise
+            step, x_new, cost_new, evals = self._trial(
+                evaluator, problem, state, system, delta, pred, floor
+            )
             n_fev += evals
             actual = state.cost - cost_new
-            good = (pred > 0 and actual >= self.accept * pred) or (
-                floor and actual >= -_ROUNDING * state.cost
-            )
+            good = (pred > 0 and actual >= self.accept * pred) or (floor and actual >= -noise)
             if math.isfinite(cost_new) and good:
-                ne = problem.normal_equations(u_new)
-                A, g = host64(ne.A), host64(ne.g)
+                A, g, cost = evaluator.normal_equations(x_new)
                 if _finite(A, g):
-                    new = _Point(u_new, ne.cost, A, g)
+                    new = _Point(x_new, evaluator.point(x_new), cost, A, g)
                     return self._accepted(state, new, step, actual, pred, lam, n_fev, floor)
             if floor:
                 return replace(state, lam=lam, n_fev=n_fev, reason=Status.PRECISION)
             lam *= self.lambda_up
-        reason = Status.PRECISION if last_pred <= _ROUNDING * state.cost else Status.STALLED
+        reason = Status.PRECISION if last_pred <= noise else Status.STALLED
         return replace(state, lam=lam, n_fev=n_fev, reason=reason)
 
     def terminate(self, problem, state: LMState) -> Status | None:
@@ -188,8 +195,8 @@ class LevenbergMarquardt:
             and rel_actual <= 2 * rel_pred
         ):
             return Status.FTOL
-        size = math.sqrt(float(np.dot(state.D, host64(state.u) ** 2)))
-        if state.step_norm <= self.xtol * (size + self.xtol):
+        size = math.sqrt(float(np.dot(state.D, state.x**2)))
+        if _distance_left(state) <= self.xtol * (size + self.xtol):
             return Status.XTOL
         if _gradient_cosine(state.A, state.g, state.cost) <= self.gtol:
             return Status.GTOL
@@ -198,55 +205,54 @@ class LevenbergMarquardt:
     def postprocess(self, problem, state: LMState, run):
         from inversekit.optimize.results import least_squares_result
 
-        return least_squares_result(problem, state.u, run, solver=self.name, n_fev=state.n_fev)
+        u = problem.evaluator().result_point(state.x)
+        return least_squares_result(problem, u, run, solver=self.name, n_fev=state.n_fev)
 
     # --- maths ----------------------------------------------------------------------
-    def _trial(self, problem, state: LMState, system, delta, pred, floor):
+    def _trial(self, evaluator, problem, state: LMState, system, delta, pred, floor):
         """Evaluate the damped step ``δ`` and, where it is needed, its accelerated version.
 
-        The plain point ``u + δ`` is tried first. When the linear model fails there (actual
+        The plain point ``x + δ`` is tried first. When the linear model fails there (actual
         reduction below ``geodesic_below`` times the predicted), the geodesic acceleration
-        ``a`` is computed with the same factor and ``u + δ + a/2`` tried too; the better of
-        the two is returned as ``(step, u_new, cost_new, model evaluations)``.
+        ``a`` is computed with the same factor and ``x + δ + a/2`` tried too; the better of
+        the two is returned as ``(step, x_new, cost_new, model evaluations)``.
         """
-        u_plain = _moved(state.u, delta)
-        cost_plain = self._trial_cost(problem, state, u_plain)
+        x_plain = state.x + delta
+        cost_plain = self._trial_cost(evaluator, state, x_plain)
         if (
             not self.geodesic
             or floor
             or (math.isfinite(cost_plain) and state.cost - cost_plain >= self.geodesic_below * pred)
         ):
-            return delta, u_plain, cost_plain, 1
-        step = self._accelerated(problem, state, system, delta)
+            return delta, x_plain, cost_plain, 1
+        step = self._accelerated(evaluator, problem, state, system, delta)
         if step is None:
-            return delta, u_plain, cost_plain, 1
-        u_acc = _moved(state.u, step)
-        cost_acc = problem.cost(u_acc)
+            return delta, x_plain, cost_plain, 1
+        x_acc = state.x + step
+        cost_acc = evaluator.cost(x_acc)
         if math.isfinite(cost_acc) and not cost_acc >= cost_plain:
-            return step, u_acc, cost_acc, 2
-        return delta, u_plain, cost_plain, 2
+            return step, x_acc, cost_acc, 2
+        return delta, x_plain, cost_plain, 2
 
     @staticmethod
-    def _trial_cost(problem, state: LMState, u: Tensor) -> float:
+    def _trial_cost(evaluator, state: LMState, x: np.ndarray) -> float:
         """The cost at a trial point. An engine whose fused pass gives the normal equations
         for little more than the cost (``speculative``) computes them at once after a
         well-modelled step, when the next step is likely to be accepted: the accepted
         point's normal equations then need no second pass over the data."""
-        likely = state.actual >= 0.75 * state.pred
-        if likely and getattr(problem.jacobian, "speculative", False):
-            return problem.normal_equations(u).cost
-        return problem.cost(u)
+        if evaluator.speculative and state.actual >= 0.75 * state.pred:
+            return evaluator.normal_equations(x)[2]
+        return evaluator.cost(x)
 
     def _too_long(self, bounded: np.ndarray | None, delta: np.ndarray) -> bool:
         """Whether ``δ`` moves a bounded parameter by more than ``max_bounded_step``."""
         return bounded is not None and float(np.abs(delta[bounded]).max()) > self.max_bounded_step
 
-    def _accelerated(self, problem, state: LMState, system, delta):
+    def _accelerated(self, evaluator, problem, state: LMState, system, delta):
         """``δ + a/2`` with ``(A + λD) a = -Jᵀ r''[δ, δ]``, or ``None`` when the
         acceleration is not finite or too large (``2‖a‖/‖δ‖ > geodesic_ratio``, scaled),
         or when ``δ + a/2`` moves a bounded parameter too far (``max_bounded_step``)."""
-        v = torch.from_numpy(delta).to(state.u)
-        accel = system.solve(-host64(problem.jacobian.geodesic_rhs(state.u, v)))
+        accel = system.solve(-evaluator.geodesic_rhs(state.x, delta))
         if not np.isfinite(accel).all() or not accel.any():
             return None
         sd = np.sqrt(state.D)
@@ -259,6 +265,7 @@ class LevenbergMarquardt:
         scaled = np.sqrt(state.D) * delta
         step_norm = math.sqrt(float(scaled @ scaled))
         return LMState(
+            x=new.x,
             u=new.u,
             cost=new.cost,
             A=new.A,
@@ -281,8 +288,10 @@ LM = LevenbergMarquardt
 
 @dataclass
 class _Point:
-    """An accepted point with its normal equations (host float64)."""
+    """An accepted point (host float64, and as the problem's tensor) with its normal
+    equations (host float64)."""
 
+    x: np.ndarray
     u: Tensor
     cost: float
     A: np.ndarray
@@ -293,11 +302,13 @@ class _Point:
 class LMState:
     """Levenberg–Marquardt iterate: point, normal equations there, scaling and damping.
 
-    ``A = JᵀWJ``, ``g = JᵀWr`` and the Marquardt scale ``D`` are float64 NumPy arrays on
-    the host, whatever the problem's dtype and device: the solver's ``p x p`` algebra is
-    cheaper there, and float64 keeps it accurate for float32 problems.
+    The point ``x``, ``A = JᵀWJ``, ``g = JᵀWr`` and the Marquardt scale ``D`` are float64
+    NumPy arrays on the host, whatever the problem's dtype and device: the solver's
+    ``p``-sized algebra is cheaper there, and float64 keeps it accurate for float32
+    problems. ``u`` is ``x`` as the problem's tensor (what callbacks and results see).
     """
 
+    x: np.ndarray
     u: Tensor
     cost: float
     A: np.ndarray
@@ -315,15 +326,33 @@ class LMState:
     reason: Status | None = None
 
 
+def cost_resolution(cost, data_norm):
+    """The smallest change of ``cost = ½ r·r`` that is not rounding.
+
+    Two parts: ``_ROUNDING`` units in the last place of the cost itself, and the
+    cancellation in ``r = (f - y)/σ``: each residual carries an error of a few ulp of
+    ``y/σ`` (``_RESIDUAL_ULPS``), which moves the cost by up to ``ε ‖r‖ ‖y/σ‖`` times
+    that many (Cauchy–Schwarz). The second dominates for small residuals (a fit to
+    about 1e-6 of the data, such as NIST Lanczos), where the cost cannot resolve what
+    its gradient still can. Floats, or tensors of one value per problem of a batch.
+    """
+    eps = 2.220446049250313e-16
+    return _ROUNDING * cost + _RESIDUAL_ULPS * eps * data_norm * (2.0 * cost) ** 0.5
+
+
+def _distance_left(state: LMState) -> float:
+    """The scaled distance to the solution the xtol test compares: the last step, or,
+    after two steps below the cost's resolution (where the iteration is Gauss–Newton's,
+    contracting linearly by ``ρ < 0.9``), the rest of its geometric series."""
+    sn = state.step_norm
+    if state.floor_steps < 2:
+        return sn
+    rho = sn / state.previous_step_norm
+    return min(sn, sn * rho / (1.0 - rho))
+
+
 def _finite(A: np.ndarray, g: np.ndarray) -> bool:
     return bool(np.isfinite(A).all() and np.isfinite(g).all())
-
-
-def _moved(u: Tensor, step: np.ndarray) -> Tensor:
-    """``u + step`` as a new tensor; for a float64 point on the host, one NumPy addition."""
-    if on_host64(u):
-        return torch.from_numpy(u.numpy() + step)
-    return u + torch.from_numpy(step).to(u)
 
 
 def _initial_scale(A: np.ndarray) -> np.ndarray:

@@ -1,0 +1,234 @@
+"""A least-squares problem as Levenberg–Marquardt sees it: a function of float64 host points.
+
+LM's own algebra is ``p``-sized (the point, the step, ``A = JᵀWJ``, ``g = JᵀWr``, the
+scale), so it runs in float64 NumPy on the host whatever the problem's dtype and device.
+An evaluator answers its questions about a point ``x`` (a float64 NumPy vector in the
+unconstrained space): the cost ``½ r·r``, the normal equations ``(A, g, cost)`` and the
+right-hand side of geodesic acceleration.
+
+- :class:`TensorEvaluator` serves any :class:`~inversekit.LeastSquares`: ``x`` becomes a
+  tensor of the problem's dtype on its device (a view, for float64 on the host) and the
+  problem's own methods and derivative engine do the work.
+- :class:`HostEvaluator` serves the small problems where per-operation overhead is the
+  cost of a fit: float64 on the host, scalar parameters, one chunk, diagonal noise and the
+  complex-step engine. Around its two model calls (the real one for a cost, the complex
+  batch for a Jacobian) everything is NumPy: the point is written into the parameter
+  tensors' storage, the output read through a view, the residuals whitened and the normal
+  equations formed by NumPy, about a microsecond per operation against several for a torch
+  operation on tiny tensors (a NIST fit needs some sixty per iteration).
+
+Both remember the last point asked: the solver asks for the cost at a trial point and
+then, once the step is accepted, for the normal equations there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from inversekit.derivatives_complex import ComplexStepJacobian, unresolved_curvature
+from inversekit.linalg import host64
+
+# (A, g, cost): JᵀWJ (p x p), JᵀWr (p,) as float64 NumPy arrays, and ½ rᵀWr
+HostNormalEquations = tuple[np.ndarray, np.ndarray, float]
+
+
+def make_evaluator(problem) -> TensorEvaluator | HostEvaluator:
+    """The fastest evaluator that serves ``problem`` exactly."""
+    return HostEvaluator(problem) if HostEvaluator.serves(problem) else TensorEvaluator(problem)
+
+
+class TensorEvaluator:
+    """Any least-squares problem, through its own tensor methods.
+
+    Attributes:
+        speculative: the engine's fused pass gives the normal equations for little more
+            than the cost (the solver may then ask for them at a trial point).
+    """
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.data_norm = problem.data_norm
+        self.speculative = bool(getattr(problem.jacobian, "speculative", False))
+        self._x: np.ndarray | None = None
+        self._u: Tensor | None = None
+
+    def start(self) -> np.ndarray:
+        """The problem's starting point as a new float64 host array."""
+        return host64(self.problem.u0).copy()
+
+    def point(self, x: np.ndarray) -> Tensor:
+        """``x`` as the problem's tensor (the same tensor for the same array, so that the
+        problem's one-point memos hit by identity)."""
+        if x is not self._x:
+            self._x = x
+            self._u = torch.from_numpy(x).to(dtype=self.problem.dtype, device=self.problem.device)
+        return self._u
+
+    def result_point(self, x: np.ndarray) -> Tensor:
+        """The point handed to the result (what the problem knows there is already in it)."""
+        return self.point(x)
+
+    def cost(self, x: np.ndarray) -> float:
+        return self.problem.cost(self.point(x))
+
+    def normal_equations(self, x: np.ndarray) -> HostNormalEquations:
+        ne = self.problem.normal_equations(self.point(x))
+        return host64(ne.A), host64(ne.g), ne.cost
+
+    def geodesic_rhs(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``Jᵀ r''(x)[v, v]`` (see the engines' ``geodesic_rhs``)."""
+        u = self.point(x)
+        return host64(self.problem.jacobian.geodesic_rhs(u, torch.from_numpy(v).to(u)))
+
+
+class HostEvaluator:
+    """A small float64 problem on the host with the complex-step engine, in NumPy.
+
+    The results are those of :class:`TensorEvaluator` to the last bit but for the order of
+    summation in ``r·r``. Should the complex step fail during a fit (the engine then falls
+    back to forward mode), every question goes to a :class:`TensorEvaluator`.
+    """
+
+    speculative = False
+
+    @staticmethod
+    def serves(problem) -> bool:
+        engine = problem.jacobian
+        return (
+            isinstance(engine, ComplexStepJacobian)
+            and engine.engine_name == "complex-step"
+            and engine._host_batching(engine.batching)
+            and problem.chunks == [None]
+            and problem.noise.diagonal
+        )
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.data_norm = problem.data_norm
+        self.engine: ComplexStepJacobian = problem.jacobian
+        self._slots = problem._host_slots()
+        self._y = problem.y.reshape(-1).numpy()
+        sigma = problem.noise.sigma
+        self._sigma = None if sigma is None else sigma.numpy()
+        self._fallback: TensorEvaluator | None = None
+        self._r_at = _LastPoint()  # residuals and cost at the last point evaluated
+        self._ne_at = _LastPoint()  # (normal equations, Jᵀ, r) at the last Jacobian
+
+    def start(self) -> np.ndarray:
+        """The starting point; the Jacobian the engine computed there when it validated
+        itself is taken over, so the solver's first normal equations cost no model call."""
+        pr = self.problem
+        x = pr.u0.numpy().copy()
+        known = self.engine._last.get(pr.u0)
+        if known is not None:
+            J, r = known
+            self._keep_jacobian(x, J.mT.numpy(), r.numpy())
+        return x
+
+    def point(self, x: np.ndarray) -> Tensor:
+        return torch.from_numpy(x)
+
+    def result_point(self, x: np.ndarray) -> Tensor:
+        """``x`` as a tensor, with the residuals and Jacobian known there handed to the
+        problem: the result's cost and covariance then need no model call."""
+        u = torch.from_numpy(x)
+        known = self._ne_at.get(x)
+        if known is not None and self._fallback is None:
+            _, Jt, r = known
+            r_t = torch.from_numpy(r)
+            self.problem._memo.put(u, r_t)
+            self.engine._last.put(u, (torch.from_numpy(Jt).mT, r_t))
+        return u
+
+    # --- what the solver asks -------------------------------------------------------
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        """Whitened residuals at ``x`` (read only: the evaluator keeps them)."""
+        return self._residuals_and_cost(x)[0]
+
+    def cost(self, x: np.ndarray) -> float:
+        if self._fallback is not None:
+            return self._fallback.cost(x)
+        return self._residuals_and_cost(x)[1]
+
+    def normal_equations(self, x: np.ndarray) -> HostNormalEquations:
+        if self._fallback is not None:
+            return self._fallback.normal_equations(x)
+        known = self._ne_at.get(x)
+        if known is not None:
+            return known[0]
+        r, cost = self._residuals_and_cost(x)
+        try:
+            Jt = self.engine.host_transposed_jacobian(x)
+        except Exception as exc:  # noqa: BLE001 - validated at the start, failed here
+            self.engine._fall_back(exc)
+            self._fallback = TensorEvaluator(self.problem)
+            return self._fallback.normal_equations(x)
+        return self._keep_jacobian(x, Jt, r, cost)
+
+    def geodesic_rhs(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``Jᵀ r''[v, v]`` by the finite difference of
+        :meth:`ComplexStepJacobian.geodesic_rhs`, from the residuals at ``x + v`` (the
+        plain step, just evaluated: no model call)."""
+        if self._fallback is not None:
+            return self._fallback.geodesic_rhs(x, v)
+        self.normal_equations(x)
+        _, Jt, r0 = self._ne_at.value
+        r1 = self.residuals(x + v)
+        with np.errstate(all="ignore"):
+            second = 2.0 * ((r1 - r0) - Jt.T @ v)
+            scale = max(float(np.abs(r0).max()), float(np.abs(r1).max()))
+            if unresolved_curvature(float(np.abs(second).max()), scale, r0.dtype):
+                return np.zeros_like(x)
+            return Jt @ second
+
+    # --- evaluation -----------------------------------------------------------------
+    def _residuals_and_cost(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        known = self._r_at.get(x)
+        if known is not None:
+            return known
+        pr = self.problem
+        values = self._slots.fill_host(x)
+        with torch.inference_mode():
+            f = pr.model(values, *pr.inputs)
+        if f.requires_grad:  # a constant the model returned, not computed here
+            f = f.detach()
+        # quietly, like torch: a non-finite cost is the solver's to reject
+        with np.errstate(all="ignore"):
+            r = f.numpy().reshape(-1) - self._y
+            if self._sigma is not None:
+                r /= self._sigma
+            out = (r, 0.5 * float(r @ r))
+        self._r_at.put(x, out)
+        return out
+
+    def _keep_jacobian(self, x: np.ndarray, Jt: np.ndarray, r: np.ndarray, cost=None):
+        """Form and remember the normal equations from ``Jᵀ`` and ``r`` at ``x``."""
+        if cost is None:
+            cost = 0.5 * float(r @ r)
+            self._r_at.put(x, (r, cost))
+        # Jt Jtᵀ is a symmetric rank-k update in NumPy: exactly symmetric
+        with np.errstate(all="ignore"):
+            ne = (Jt @ Jt.T, Jt @ r, cost)
+        self.engine.n_jev += 1
+        self._ne_at.put(x, (ne, Jt, r))
+        return ne
+
+
+class _LastPoint:
+    """The value computed at the last point (a float64 array) asked, found again for any
+    array holding the same bytes (the solver's points are new arrays, ``x + δ``, and a
+    byte comparison of a few numbers costs less than a NumPy call)."""
+
+    __slots__ = ("key", "value")
+
+    def __init__(self) -> None:
+        self.key: bytes | None = None
+        self.value = None
+
+    def get(self, x: np.ndarray):
+        return self.value if x.tobytes() == self.key else None
+
+    def put(self, x: np.ndarray, value) -> None:
+        self.key, self.value = x.tobytes(), value
