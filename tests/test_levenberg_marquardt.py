@@ -123,6 +123,23 @@ def test_degenerate_parameters_are_named():
     assert "near-degenerate combination of: " in result.report()
 
 
+def test_unidentifiable_unbounded_parameters_are_not_reported_at_a_bound():
+    # a and b enter only as a + b: their covariance is infinite along a - b
+    x = torch.linspace(0.0, 1.0, 30, dtype=torch.float64)
+    y = 2.0 * x + 0.3 + 0.01 * torch.sin(9 * x)
+    params = ik.Params(a=1.0, b=1.0, c=0.5)
+    result = ik.fit(
+        ik.LeastSquares(
+            lambda p, x: p["a"] * x + p["b"] * x + p["c"], params, inputs=(x,), y=y, sigma=0.1
+        ),
+        progress=False,
+    )
+    assert result.unidentified == ["a", "b"] and result.at_bounds == []
+    assert math.isinf(float(result.stderr["a"])) and math.isinf(float(result.stderr["b"]))
+    assert math.isfinite(float(result.stderr["c"]))
+    assert "not identifiable" in result.report()
+
+
 def test_model_with_nan_region_still_converges():
     """log(x - c) is NaN for c > min(x); early full steps land there and must be rejected."""
     x = torch.linspace(0.0, 2.0, 40, dtype=torch.float64)

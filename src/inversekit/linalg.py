@@ -109,7 +109,7 @@ def inverse_curvature(
     """
     if J is not None:
         Jh = host64(J)
-        norms = np.linalg.norm(Jh, axis=0)
+        norms = np.sqrt(np.einsum("ij,ij->j", Jh, Jh))
         s = 1.0 / np.where(norms > 0, norms, 1.0)
         _, sv, Vh = np.linalg.svd(Jh * s, full_matrices=False)
         return _from_eigen(sv**2, Vh.T, s, near_null_ratio)
@@ -127,12 +127,16 @@ def inverse_curvature(
 def _from_eigen(eig: np.ndarray, V: np.ndarray, s: np.ndarray, ratio: float) -> InverseCurvature:
     p = eig.size
     top = float(eig.max())
-    keep = eig > p * np.finfo(np.float64).eps * top
-    inv_eig = 1.0 / np.where(keep, eig, np.inf)
-    inverse = ((V * inv_eig) @ V.T) * s[:, None] * s[None, :]
     low = float(eig.min())
+    scale = s[:, None] * s[None, :]
     near = eig < ratio * top
-    singular = (np.abs(V[:, ~keep]) > 1e-3).any(axis=1)
+    if low > p * np.finfo(np.float64).eps * top:  # the usual case: nothing singular
+        inverse = ((V / eig) @ V.T) * scale
+        singular = np.zeros(p, dtype=bool)
+    else:
+        keep = eig > p * np.finfo(np.float64).eps * top
+        inverse = ((V * (1.0 / np.where(keep, eig, np.inf))) @ V.T) * scale
+        singular = (np.abs(V[:, ~keep]) > 1e-3).any(axis=1)
     condition = top / low if low > 0 else float("inf")
     return InverseCurvature(inverse, condition, V[:, near], eig[near] / top, singular)
 

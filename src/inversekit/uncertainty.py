@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from inversekit.linalg import host64, inverse_curvature
+from inversekit.linalg import host64, inverse_curvature, on_host64
 
 # Use the m x p Jacobian itself (more accurate) for the covariance below these sizes.
 _MAX_JACOBIAN_ELEMENTS = 10_000_000
@@ -53,18 +53,21 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
     else:
         scale = chi2 / ndf if ndf > 0 else math.nan
     # p-sized algebra on the host, like the inverse itself
-    G = host64(params.derivative(u))
-    cov = scale * inv.inverse * G[:, None] * G[None, :]
+    cov = scale * inv.inverse
+    if not params._identity:  # the delta method, C_x = G C_u G
+        G = host64(params.derivative(u))
+        cov *= G[:, None] * G[None, :]
     var = np.diagonal(cov).copy()
     var[inv.singular] = math.inf
     stderr = np.sqrt(var)
-    distance = host64(params.distance_to_bounds(params.physical(u)))
-    pinned = (distance <= stderr) | (inv.singular & np.isfinite(distance))
+    pinned = _pinned(params, u, stderr, inv.singular)
     stderr[pinned] = math.nan
     labels = params.labels()
+    host = on_host64(u)
 
     def tensor(a: np.ndarray) -> Tensor:
-        return torch.from_numpy(a).to(device=u.device, dtype=u.dtype)
+        t = torch.from_numpy(a)
+        return t if host else t.to(device=u.device, dtype=u.dtype)
 
     return Uncertainty(
         covariance=tensor(cov),
@@ -76,6 +79,16 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
         at_bounds=[labels[i] for i in np.flatnonzero(pinned)],
         unidentified=[labels[i] for i in np.flatnonzero(inv.singular & ~pinned)],
     )
+
+
+def _pinned(params, u: Tensor, stderr: np.ndarray, singular: np.ndarray) -> np.ndarray:
+    """Parameters held by a bound: the bound within one standard error, or a singular
+    direction running into it. Unbounded parameters never are (an unidentifiable one is
+    reported as such, not as at a bound)."""
+    if params.bounded is None:
+        return np.zeros(stderr.shape, dtype=bool)
+    distance = host64(params.distance_to_bounds(params.physical(u)))
+    return np.isfinite(distance) & ((distance <= stderr) | singular)
 
 
 def _correlation(cov: np.ndarray, stderr: np.ndarray) -> np.ndarray:
