@@ -211,14 +211,21 @@ class ComplexStepJacobian:
             and pr.params._all_scalar
         )
 
-    def host_transposed_jacobian(self, x: np.ndarray) -> np.ndarray:
-        """The whitened ``Jᵀ`` (p x n, float64 NumPy) at the host point ``x`` (float64
-        NumPy), by one batched complex call whose parameters are written and whose output
-        is read through NumPy: no torch operation outside the model. For a validated engine
-        whose problem passes :meth:`_host_batching` (the solvers' small-problem path)."""
-        return self._host_transposed(x, self.batching)
+    def host_jacobian(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(Jᵀ, f)`` at the host point ``x`` (float64 NumPy): the whitened Jacobian,
+        transposed (p x n), and the model's output there (flat, the real part of the
+        batch's first point, equal to the real model's to rounding), from one batched
+        complex call whose parameters are written and whose output is read through NumPy:
+        no torch operation outside the model. For a validated engine whose problem passes
+        :meth:`_host_batching` (the solvers' small-problem path)."""
+        R = self._host_outputs(x, self.batching)
+        return self._whitened_imag(R), R[0].real
 
     def _host_transposed(self, x: np.ndarray, batching: str) -> np.ndarray:
+        return self._whitened_imag(self._host_outputs(x, batching))
+
+    def _host_outputs(self, x: np.ndarray, batching: str) -> np.ndarray:
+        """The batch's outputs ``f(x + i h e_k)`` as a complex ``(p, n)`` NumPy view."""
         pr = self.problem
         p = x.size
         values = self._slots_for(p).fill_host(x)
@@ -227,10 +234,13 @@ class ComplexStepJacobian:
             f = pr.model(values, *inputs)
         if f.shape != (p, *pr.y.shape):
             raise ValueError(f"batched output has shape {tuple(f.shape)}")
+        return f.numpy().reshape(p, -1)
+
+    def _whitened_imag(self, R: np.ndarray) -> np.ndarray:
         # quietly, like torch: a non-finite Jacobian is the solver's to reject
         with np.errstate(all="ignore"):
-            Jt = f.numpy().reshape(p, -1).imag / self.step  # (p, n), contiguous
-            if pr.noise.sigma is not None:
+            Jt = R.imag / self.step  # (p, n), contiguous
+            if self.problem.noise.sigma is not None:
                 Jt /= self._host_sigma()
         return Jt
 

@@ -9,7 +9,9 @@ of the reduction the linear model predicts; the damping ``λ`` is divided by ``l
 after a success and multiplied by ``lambda_up`` after a failure. A trial point where the
 model is not finite is a failed trial, never a crash; a step that moves a bounded
 parameter's unconstrained coordinate by more than ``max_bounded_step`` is damped before
-it is tried.
+it is tried. The solver's state is float64 NumPy on the host whatever the problem's dtype
+and device (``p``-sized algebra); it sees the problem through ``problem.evaluator()``
+(:mod:`inversekit.evaluators`), which answers for such points.
 
 With ``geodesic=True`` the step is corrected by geodesic acceleration (Transtrum & Sethna,
 "Improvements to the Levenberg-Marquardt algorithm for nonlinear least-squares
@@ -218,7 +220,7 @@ class LevenbergMarquardt:
         the two is returned as ``(step, x_new, cost_new, model evaluations)``.
         """
         x_plain = state.x + delta
-        cost_plain = self._trial_cost(evaluator, state, x_plain)
+        cost_plain = self._trial_cost(evaluator, state, x_plain, floor)
         if (
             not self.geodesic
             or floor
@@ -235,12 +237,14 @@ class LevenbergMarquardt:
         return delta, x_plain, cost_plain, 2
 
     @staticmethod
-    def _trial_cost(evaluator, state: LMState, x: np.ndarray) -> float:
-        """The cost at a trial point. An engine whose fused pass gives the normal equations
-        for little more than the cost (``speculative``) computes them at once after a
-        well-modelled step, when the next step is likely to be accepted: the accepted
-        point's normal equations then need no second pass over the data."""
-        if evaluator.speculative and state.actual >= 0.75 * state.pred:
+    def _trial_cost(evaluator, state: LMState, x: np.ndarray, floor: bool) -> float:
+        """The cost at a trial point, with the normal equations there when the step is
+        likely to be accepted (they are needed next, and the pass that gives them gives
+        the cost): always below the cost's resolution, where the step is taken unless it
+        measurably hurts (for the complex step, one model call instead of two), and after
+        a well-modelled step for an engine whose fused pass costs little more than the
+        cost (``speculative``: no second pass over the data)."""
+        if floor or (evaluator.speculative and state.actual >= 0.75 * state.pred):
             return evaluator.normal_equations(x)[2]
         return evaluator.cost(x)
 
