@@ -208,18 +208,18 @@ class HostEvaluator:
             r = f - self._y
             if self._sigma is not None:
                 r /= self._sigma
-            out = (r, 0.5 * float(r @ r))
+            out = (r, 0.5 * float(r.dot(r)))  # ndarray.dot: the cheapest call into BLAS
         self._r_at.put(x, out)
         return out
 
     def _keep_jacobian(self, x: np.ndarray, Jt: np.ndarray, r: np.ndarray, cost=None):
         """Form and remember the normal equations from ``Jᵀ`` and ``r`` at ``x``."""
         if cost is None:
-            cost = 0.5 * float(r @ r)
+            cost = 0.5 * float(r.dot(r))
             self._r_at.put(x, (r, cost))
-        # Jt Jtᵀ is a symmetric rank-k update in NumPy: exactly symmetric
+        # Jt Jtᵀ is a symmetric rank-k update in NumPy (syrk): exactly symmetric
         with np.errstate(all="ignore"):
-            ne = (Jt @ Jt.T, Jt @ r, cost)
+            ne = (Jt.dot(Jt.T), Jt.dot(r), cost)
         self.engine.n_jev += 1
         self._ne_at.put(x, (ne, Jt, r))
         return ne
