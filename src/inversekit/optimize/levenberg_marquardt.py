@@ -13,6 +13,10 @@ it is tried. The solver's state is float64 NumPy on the host whatever the proble
 and device (``p``-sized algebra); it sees the problem through ``problem.evaluator()``
 (:mod:`inversekit.evaluators`), which answers for such points.
 
+With ``secant=True`` the model's curvature is ``JᵀWJ + S``, ``S`` a secant estimate of
+the residual curvature (Dennis, Gay & Welsch's NL2SOL), whenever that model predicted the
+previous step better than Gauss–Newton's; a step it fails is retried with Gauss–Newton's.
+
 With ``geodesic=True`` the step is corrected by geodesic acceleration (Transtrum & Sethna,
 "Improvements to the Levenberg-Marquardt algorithm for nonlinear least-squares
 minimization", 2012): ``a`` solves ``(JᵀWJ + λD) a = -Jᵀ r''[δ, δ]`` and the trial point
@@ -85,6 +89,12 @@ class LevenbergMarquardt:
             tried: a linear model that sends a bounded parameter that far has left its
             domain of validity, and a parameter pushed deep into a bound's saturation
             cannot come back (its derivative vanishes).
+        secant: augment the Gauss–Newton model with a secant estimate ``S`` of the
+            residual curvature ``Σ r_i ∇²r_i`` (NL2SOL's structured update), used for a
+            step when it predicted the last step better (see ``_secant``). Where the
+            residuals are not small Gauss–Newton converges only linearly; measured on
+            NIST: ENSO in 22 and 16 iterations instead of 77 and 70, Kirby2 and Chwirut a
+            third fewer, the easy cases unchanged or one more.
     """
 
     max_iter: int = 1000
@@ -101,6 +111,7 @@ class LevenbergMarquardt:
     accept: float = 1e-4
     max_rejections: int = 40
     max_bounded_step: float = 10.0
+    secant: bool = True
     name: str = "LM"
 
     def __post_init__(self):
@@ -146,17 +157,22 @@ class LevenbergMarquardt:
         lam, n_fev = state.lam, state.n_fev
         last_pred = math.inf
         noise = cost_resolution(state.cost, evaluator.data_norm)
+        augmented = state.augmented
+        H = state.A + state.S if augmented else state.A
         for _ in range(self.max_rejections):
-            system = DampedSystem.build(state.A, state.D, lam)
+            system = DampedSystem.build(H, state.D, lam)
             delta = None if system is None else system.solve(-state.g)
             if delta is None or not np.isfinite(delta).all():
+                if augmented:  # the secant model is indefinite here: Gauss-Newton's
+                    augmented, H = False, state.A
+                    continue
                 lam *= self.lambda_up  # not positive definite: damp harder
                 continue
             if self._too_long(problem.params.bounded, delta):
                 lam *= self.lambda_up
                 continue
-            # predicted reduction of the quadratic model: -(gᵀδ + ½ δᵀAδ)
-            pred = -float(state.g @ delta + 0.5 * delta @ (state.A @ delta))
+            # predicted reduction of the quadratic model: -(gᵀδ + ½ δᵀHδ)
+            pred = -float(state.g @ delta + 0.5 * delta @ (H @ delta))
             last_pred = pred
             # Below rounding the cost cannot confirm a step; the Gauss-Newton step is still
             # exact (it comes from JᵀWr), so take it if it does not measurably hurt.
@@ -172,6 +188,9 @@ class LevenbergMarquardt:
                 if _finite(A, g):
                     new = _Point(x_new, evaluator.point(x_new), cost, A, g)
                     return self._accepted(state, new, step, actual, pred, lam, n_fev, floor)
+            if augmented:  # the secant model failed: Gauss-Newton's at the same damping
+                augmented, H = False, state.A
+                continue
             if floor:
                 return replace(state, lam=lam, n_fev=n_fev, reason=Status.PRECISION)
             lam *= self.lambda_up
@@ -253,7 +272,8 @@ class LevenbergMarquardt:
         return bounded is not None and float(np.abs(delta[bounded]).max()) > self.max_bounded_step
 
     def _accelerated(self, evaluator, problem, state: LMState, system, delta):
-        """``δ + a/2`` with ``(A + λD) a = -Jᵀ r''[δ, δ]``, or ``None`` when the
+        """``δ + a/2`` with ``(H + λD) a = -Jᵀ r''[δ, δ]`` (``H`` the step's model, ``A`` or
+        ``A + S``), or ``None`` when the
         acceleration is not finite or too large (``2‖a‖/‖δ‖ > geodesic_ratio``, scaled),
         or when ``δ + a/2`` moves a bounded parameter too far (``max_bounded_step``)."""
         accel = system.solve(-evaluator.geodesic_rhs(state.x, delta))
@@ -268,7 +288,12 @@ class LevenbergMarquardt:
     def _accepted(self, state, new: _Point, delta, actual, pred, lam, n_fev, floor) -> LMState:
         scaled = np.sqrt(state.D) * delta
         step_norm = math.sqrt(float(scaled @ scaled))
+        S, augmented = state.S, False
+        if self.secant:
+            S, augmented = _secant(state, new, delta, actual)
         return LMState(
+            S=S,
+            augmented=augmented,
             x=new.x,
             u=new.u,
             cost=new.cost,
@@ -327,6 +352,8 @@ class LMState:
     step_norm: float = math.inf  # ‖√D δ‖ of the last accepted step
     previous_step_norm: float = math.inf
     floor_steps: int = 0  # consecutive accepted steps too small for the cost to confirm
+    S: np.ndarray | None = None  # secant estimate of Σ r_i ∇²r_i (see _secant)
+    augmented: bool = False  # the next step uses JᵀWJ + S
     reason: Status | None = None
 
 
@@ -353,6 +380,40 @@ def _distance_left(state: LMState) -> float:
         return sn
     rho = sn / state.previous_step_norm
     return min(sn, sn * rho / (1.0 - rho))
+
+
+def _secant(state: LMState, new: _Point, s: np.ndarray, actual: float):
+    """Update the estimate ``S`` of the residual curvature ``Σ r_i ∇²r_i`` after the step
+    ``s`` and choose the model of the next step.
+
+    The Hessian of the cost is ``JᵀWJ + S``; Gauss–Newton drops ``S`` and converges only
+    linearly where the residuals are not small. ``S`` is kept by the structured secant
+    update of Dennis, Gay and Welsch (NL2SOL, ACM TOMS 7, 1981): ``S⁺ s = y#`` with
+    ``y# = (J⁺ - J)ᵀ r⁺ ≈ g⁺ - g - JᵀJ s``, a symmetric rank-two correction along
+    ``y = g⁺ - g``, after sizing ``S`` by ``min(1, |sᵀy#| / |sᵀSs|)``. The next step uses
+    ``JᵀWJ + S`` when that model predicted this step's actual reduction better than
+    Gauss–Newton's did (NL2SOL's choice).
+    """
+    A_s = state.A.dot(s)
+    pred_gn = -float(state.g.dot(s) + 0.5 * s.dot(A_s))
+    y = new.g - state.g
+    ys = float(y.dot(s))
+    ysharp = y - A_s
+    if state.S is None:  # the first update, from S = 0
+        if not ys > 0:
+            return None, False
+        w, S, augmented = ysharp, 0.0, False
+    else:
+        S_s = state.S.dot(s)
+        sSs = float(s.dot(S_s))
+        augmented = abs(actual - (pred_gn - 0.5 * sSs)) < abs(actual - pred_gn)
+        if not ys > 0:
+            return state.S, augmented
+        tau = min(1.0, abs(float(s.dot(ysharp))) / abs(sSs)) if sSs != 0 else 1.0
+        w, S = ysharp - tau * S_s, tau * state.S
+    # S⁺ = τS + (w yᵀ + y wᵀ)/yᵀs - (wᵀs) y yᵀ/(yᵀs)², as two outer products
+    v = y / ys
+    return S + np.outer(w, v) + np.outer(v, w - float(w.dot(s)) * v), augmented
 
 
 def _finite(A: np.ndarray, g: np.ndarray) -> bool:
