@@ -8,7 +8,10 @@ where the plain step falls short of the linear model, and its second derivative 
 the secant difference (``Jᵀ r'' ≈ 2 (Jᵀ r(u + δ) - g - Aδ)``, one reverse-mode product for
 those problems), so iteration paths can differ slightly from a single-problem fit whose
 engine takes ``r''`` another way (a secant of the residuals themselves, or finite
-differences); the minimum and the stopping tests are the same. All
+differences); the minimum and the stopping tests are the same. The model is
+Gauss–Newton's: the single-problem solver's secant augmentation (``secant``) is not used,
+so on problems with large residuals a batched fit can take more iterations than a single
+one to the same minimum. All
 problems are advanced together with batched tensor operations; one loop iteration is one
 accepted (or finally rejected) step of every problem still running. A problem that has
 stopped is frozen: it is left out of every later evaluation.
