@@ -62,6 +62,9 @@ _RESIDUAL_ULPS = 8
 # Steps taken below that resolution, while they keep shrinking, polish the last digits.
 _MAX_FLOOR_STEPS = 50
 _MIN_DAMPING = 1e-15
+# Above this many free parameters the secant term is not kept: it is a second p x p matrix
+# beside JᵀWJ, with O(p²) work per step, where NL2SOL-sized problems have tens.
+SECANT_MAX_PARAMS = 500
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ class LevenbergMarquardt:
             step when it predicted the last step better (see ``_secant``). Where the
             residuals are not small Gauss–Newton converges only linearly; measured on
             NIST: ENSO in 22 and 16 iterations instead of 77 and 70, Kirby2 and Chwirut a
-            third fewer, the easy cases unchanged or one more.
+            third fewer, the easy cases unchanged or one more. Not used above
+            ``SECANT_MAX_PARAMS`` (500) free parameters.
     """
 
     max_iter: int = 1000
@@ -289,7 +293,7 @@ class LevenbergMarquardt:
         scaled = np.sqrt(state.D) * delta
         step_norm = math.sqrt(float(scaled @ scaled))
         S, augmented = state.S, False
-        if self.secant:
+        if self.secant and delta.size <= SECANT_MAX_PARAMS:
             S, augmented = _secant(state, new, delta, actual)
         return LMState(
             S=S,
