@@ -109,3 +109,34 @@ def test_cost_resolution_follows_the_residual_rounding():
     tiny = cost_resolution(1e-10, 1e3)  # ‖r‖ = 1.4e-5
     assert tiny == pytest.approx(8 * 2.22e-16 * 1e3 * np.sqrt(2e-10), rel=0.01)
     assert tiny > 1e4 * 64 * 2.22e-16 * 1e-10
+
+
+def test_previous_jacobian_times_residuals_is_the_secant_target():
+    """J(x_old)ᵀ r(x_new), the exact target of LM's secant term, from what the evaluator
+    kept: the Jacobian at the previous point and the residuals at the new one."""
+    problem = peak_problem()
+    host = HostEvaluator(problem)
+    x0 = host.start()
+    x1 = x0 + np.array([0.05, -0.02, 0.1, 0.01])
+    host.normal_equations(x0)
+    host.cost(x1)
+    got = host.previous_jacobian_times(x0, x1)
+    J0, _ = problem.jacobian.eager.full(torch.from_numpy(x0))
+    r1 = problem.residuals(torch.from_numpy(x1))
+    np.testing.assert_allclose(got, (J0.mT @ r1).numpy(), rtol=1e-10)
+    host.normal_equations(x1)  # the previous Jacobian is still at hand
+    np.testing.assert_allclose(host.previous_jacobian_times(x0, x1), got, rtol=0)
+    assert host.previous_jacobian_times(x0 + 1.0, x1) is None
+    assert TensorEvaluator(problem).previous_jacobian_times(x0, x1) is None
+
+
+def test_host_evaluator_follows_an_engine_that_fell_back_by_another_route():
+    problem = peak_problem()
+    host = problem.evaluator()
+    x = host.start() + 0.05
+    problem.jacobian._fall_back(RuntimeError("made to fail"))
+    got = host.normal_equations(x)
+    want = peak_problem(jacobian="eager").evaluator().normal_equations(x.copy())
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert host.previous_jacobian_times(x, x) is None  # the tensor path keeps no J

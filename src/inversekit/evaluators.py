@@ -82,13 +82,20 @@ class TensorEvaluator:
         u = self.point(x)
         return host64(self.problem.jacobian.geodesic_rhs(u, torch.from_numpy(v).to(u)))
 
+    def previous_jacobian_times(self, x_old: np.ndarray, x_new: np.ndarray) -> None:
+        """``J(x_old)ᵀ r(x_new)``: not kept here (the engines hold no Jacobian)."""
+        return None
+
 
 class HostEvaluator:
     """A small float64 problem on the host with the complex-step engine, in NumPy.
 
-    The results are those of :class:`TensorEvaluator` to the last bit but for the order of
-    summation in ``r·r``. Should the complex step fail during a fit (the engine then falls
-    back to forward mode), every question goes to a :class:`TensorEvaluator`.
+    The results are those of :class:`TensorEvaluator` to rounding: the same operations
+    but for the order of summation in ``r·r``, and, at a point whose normal equations are
+    asked before its cost (a trial below the cost's resolution), residuals taken from the
+    complex batch's real part. Should the complex step fail during a fit, or its engine
+    have fallen back to forward mode by another route, every question goes to a
+    :class:`TensorEvaluator`.
     """
 
     speculative = False
@@ -115,6 +122,7 @@ class HostEvaluator:
         self._fallback: TensorEvaluator | None = None
         self._r_at = _LastPoint()  # residuals and cost at the last point evaluated
         self._ne_at = _LastPoint()  # (normal equations, Jᵀ, r) at the last Jacobian
+        self._ne_before = _LastPoint()  # ... and at the one before (for the secant term)
 
     def start(self) -> np.ndarray:
         """The starting point; the Jacobian the engine computed there when it validated
@@ -153,6 +161,8 @@ class HostEvaluator:
         return self._residuals_and_cost(x)[1]
 
     def normal_equations(self, x: np.ndarray) -> HostNormalEquations:
+        if self._fallback is None and self.engine.engine_name != "complex-step":
+            self._fallback = TensorEvaluator(self.problem)  # fell back by another route
         if self._fallback is not None:
             return self._fallback.normal_equations(x)
         known = self._ne_at.get(x)
@@ -175,10 +185,10 @@ class HostEvaluator:
         """``Jᵀ r''[v, v]`` by the finite difference of
         :meth:`ComplexStepJacobian.geodesic_rhs`, from the residuals at ``x + v`` (the
         plain step, just evaluated: no model call)."""
-        if self._fallback is not None:
-            return self._fallback.geodesic_rhs(x, v)
         self.normal_equations(x)
-        _, Jt, r0 = self._ne_at.value
+        if self._fallback is not None:  # set before, or by that call
+            return self._fallback.geodesic_rhs(x, v)
+        _, Jt, r0 = self._ne_at.get(x)
         r1 = self.residuals(x + v)
         with np.errstate(all="ignore"):
             second = 2.0 * ((r1 - r0) - Jt.T @ v)
@@ -186,6 +196,16 @@ class HostEvaluator:
             if unresolved_curvature(float(np.abs(second).max()), scale, r0.dtype):
                 return np.zeros_like(x)
             return Jt @ second
+
+    def previous_jacobian_times(self, x_old: np.ndarray, x_new: np.ndarray):
+        """``J(x_old)ᵀ r(x_new)`` when both are at hand (the Jacobian at one of the last two
+        points whose normal equations were formed, the residuals at the last point
+        evaluated), else ``None``: the secant term's exact target needs it."""
+        known = self._ne_at.get(x_old) or self._ne_before.get(x_old)
+        residuals = self._r_at.get(x_new)
+        if known is None or residuals is None or self._fallback is not None:
+            return None
+        return known[1].dot(residuals[0])
 
     # --- evaluation -----------------------------------------------------------------
     def _residuals_and_cost(self, x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -221,6 +241,7 @@ class HostEvaluator:
         with np.errstate(all="ignore"):
             ne = (Jt.dot(Jt.T), Jt.dot(r), cost)
         self.engine.n_jev += 1
+        self._ne_before.put_from(self._ne_at)
         self._ne_at.put(x, (ne, Jt, r))
         return ne
 
@@ -241,3 +262,7 @@ class _LastPoint:
 
     def put(self, x: np.ndarray, value) -> None:
         self.key, self.value = x.tobytes(), value
+
+    def put_from(self, other: _LastPoint) -> None:
+        """Take over what ``other`` holds."""
+        self.key, self.value = other.key, other.value

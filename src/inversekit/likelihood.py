@@ -91,7 +91,9 @@ class GaussianNoise:
 
     def whitened_norm(self, y: Tensor) -> float:
         """``‖r(y)‖``: the norm of the data ``y`` (flat) whitened like residuals, in chunks
-        for diagonal noise. It sets the rounding scale of the residuals ``(f - y)/σ``."""
+        for diagonal noise. It sets the rounding scale of the residuals ``(f - y)/σ`` (for
+        a strongly correlated full inverse covariance ``Lᵀy`` can cancel where the rounding
+        of ``Lᵀ(f - y)`` does not, and the scale is then an underestimate)."""
         if self.chol is not None:
             return float(torch.linalg.vector_norm(self.chol.mT @ y))
         total = 0.0
