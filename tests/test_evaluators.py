@@ -105,10 +105,23 @@ def test_a_fit_is_the_same_through_either_evaluator():
 
 def test_cost_resolution_follows_the_residual_rounding():
     # a large residual: 64 ulp of the cost; a tiny one against large data: ε ‖r‖ ‖y/σ‖
-    assert cost_resolution(1.0, 1.0) == pytest.approx(64 * 2.22e-16, rel=0.2)
-    tiny = cost_resolution(1e-10, 1e3)  # ‖r‖ = 1.4e-5
-    assert tiny == pytest.approx(8 * 2.22e-16 * 1e3 * np.sqrt(2e-10), rel=0.01)
-    assert tiny > 1e4 * 64 * 2.22e-16 * 1e-10
+    eps = 2.220446049250313e-16
+    assert cost_resolution(1.0, 1.0, eps) == pytest.approx((64 + 8 * 2**0.5) * eps)
+    tiny = cost_resolution(1e-10, 1e3, eps)  # ‖r‖ = 1.4e-5
+    assert tiny == pytest.approx(eps * (64e-10 + 8e3 * np.sqrt(2e-10)))
+    assert tiny > 1e4 * 64 * eps * 1e-10
+    # a float32 problem's residuals round at float32's ε
+    assert cost_resolution(1.0, 1.0, 1.1920929e-07) > 1e8 * cost_resolution(1.0, 1.0, eps)
+
+
+def test_float32_fits_stop_at_their_own_resolution():
+    """In float32 the cost resolves 1e-7, not 1e-14: the end-game stops there instead of
+    spending rejected trials on steps the cost cannot see."""
+    single = ik.fit(peak_problem(dtype=torch.float32), progress=False)
+    double = ik.fit(peak_problem(), progress=False)
+    assert single.success and single.n_fev <= 2 * double.n_fev
+    for name in ("a", "mu", "s", "c"):
+        assert float(single.params[name]) == pytest.approx(float(double.params[name]), rel=1e-4)
 
 
 def test_previous_jacobian_times_residuals_is_the_secant_target():

@@ -50,6 +50,7 @@ class TensorEvaluator:
     def __init__(self, problem):
         self.problem = problem
         self.data_norm = problem.data_norm
+        self.eps = torch.finfo(problem.dtype).eps  # the rounding of residuals and cost
         self.speculative = bool(getattr(problem.jacobian, "speculative", False))
         self._x: np.ndarray | None = None
         self._u: Tensor | None = None
@@ -114,6 +115,7 @@ class HostEvaluator:
     def __init__(self, problem):
         self.problem = problem
         self.data_norm = problem.data_norm
+        self.eps = float(np.finfo(np.float64).eps)
         self.engine: ComplexStepJacobian = problem.jacobian
         self._slots = problem._host_slots()
         self._y = problem.y.reshape(-1).numpy()

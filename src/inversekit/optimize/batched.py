@@ -97,7 +97,8 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
             out = idx[~done][rejections[idx[~done]] >= self.max_rejections]
             if out.numel():
                 st.lam[out] = lam[out]
-                noise = cost_resolution(st.costs[out], problem.data_norm[out])
+                eps = torch.finfo(problem.dtype).eps
+                noise = cost_resolution(st.costs[out], problem.data_norm[out], eps)
                 precision = last_pred[out] <= noise
                 st.stop(out[precision], Status.PRECISION)
                 st.stop(out[~precision], Status.STALLED)
@@ -141,7 +142,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         u_new = st.u[rows] + delta
         cost_new, spec = self._trial_costs(problem, st, tried, u_new)
         st.n_fev[rows] += 1
-        noise = cost_resolution(cost, problem.data_norm[rows])
+        noise = cost_resolution(cost, problem.data_norm[rows], torch.finfo(problem.dtype).eps)
         floor = pred <= noise
         moved = torch.zeros_like(floor)  # moved to the accelerated point: spec not there
         if self.geodesic:

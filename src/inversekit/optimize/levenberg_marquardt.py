@@ -56,7 +56,7 @@ from inversekit.linalg import DampedSystem
 from inversekit.optimize.status import Status
 
 # Relative cost changes below this many units in the last place are rounding noise.
-_ROUNDING = 64 * 2.220446049250313e-16
+_COST_ULPS = 64
 # Units in the last place of y/σ taken as the rounding error of each whitened residual.
 _RESIDUAL_ULPS = 8
 # Steps taken below that resolution, while they keep shrinking, polish the last digits.
@@ -161,7 +161,7 @@ class LevenbergMarquardt:
         evaluator = problem.evaluator()
         lam, n_fev = state.lam, state.n_fev
         last_pred = math.inf
-        noise = cost_resolution(state.cost, evaluator.data_norm)
+        noise = cost_resolution(state.cost, evaluator.data_norm, evaluator.eps)
         augmented = state.augmented
         H = state.A + state.S if augmented else state.A
         for _ in range(self.max_rejections):
@@ -364,18 +364,19 @@ class LMState:
     reason: Status | None = None
 
 
-def cost_resolution(cost, data_norm):
+def cost_resolution(cost, data_norm, eps: float):
     """The smallest change of ``cost = ½ r·r`` that is not rounding.
 
-    Two parts: ``_ROUNDING`` units in the last place of the cost itself, and the
+    Two parts: ``_COST_ULPS`` units in the last place of the cost itself, and the
     cancellation in ``r = (f - y)/σ``: each residual carries an error of a few ulp of
     ``y/σ`` (``_RESIDUAL_ULPS``), which moves the cost by up to ``ε ‖r‖ ‖y/σ‖`` times
     that many (Cauchy–Schwarz). The second dominates for small residuals (a fit to
     about 1e-6 of the data, such as NIST Lanczos), where the cost cannot resolve what
-    its gradient still can. Floats, or tensors of one value per problem of a batch.
+    its gradient still can. ``eps`` is the machine epsilon of the problem's dtype (its
+    residuals and cost are computed in it). Floats, or tensors of one value per problem of
+    a batch.
     """
-    eps = 2.220446049250313e-16
-    return _ROUNDING * cost + _RESIDUAL_ULPS * eps * data_norm * (2.0 * cost) ** 0.5
+    return eps * (_COST_ULPS * cost + _RESIDUAL_ULPS * data_norm * (2.0 * cost) ** 0.5)
 
 
 def _distance_left(state: LMState) -> float:
