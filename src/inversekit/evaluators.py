@@ -35,7 +35,7 @@ HostNormalEquations = tuple[np.ndarray, np.ndarray, float]
 
 
 def make_evaluator(problem) -> TensorEvaluator | HostEvaluator:
-    """The fastest evaluator that serves ``problem`` exactly."""
+    """The fastest evaluator that serves ``problem`` (the two agree to rounding)."""
     return HostEvaluator(problem) if HostEvaluator.serves(problem) else TensorEvaluator(problem)
 
 
