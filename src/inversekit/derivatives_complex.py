@@ -158,11 +158,16 @@ class ComplexStepJacobian:
 
                 return torch.vmap(one)(C.mT)
             values = _batched_unpack(pr.params, C, pr.y.dim())
+        return self._call_batch(values, batching, p).reshape(p, -1)
+
+    def _call_batch(self, values: dict[str, Tensor], batching: str, p: int) -> Tensor:
+        """The model on the ``p`` broadcast points ``values``, its output checked."""
+        pr = self.problem
         inputs = self._complex_inputs() if batching == "broadcast-complex" else pr.inputs
         f = pr.model(values, *inputs)
         if f.shape != (p, *pr.y.shape):
             raise ValueError(f"batched output has shape {tuple(f.shape)}")
-        return f.reshape(p, -1)
+        return f
 
     def _slots_for(self, p: int) -> ParamSlots:
         """Complex parameter slots ``(p, p, 1, ...)`` with imaginary part ``h I`` (made once)."""
@@ -226,14 +231,10 @@ class ComplexStepJacobian:
 
     def _host_outputs(self, x: np.ndarray, batching: str) -> np.ndarray:
         """The batch's outputs ``f(x + i h e_k)`` as a complex ``(p, n)`` NumPy view."""
-        pr = self.problem
         p = x.size
         values = self._slots_for(p).fill_host(x)
-        inputs = self._complex_inputs() if batching == "broadcast-complex" else pr.inputs
         with torch.inference_mode():
-            f = pr.model(values, *inputs)
-        if f.shape != (p, *pr.y.shape):
-            raise ValueError(f"batched output has shape {tuple(f.shape)}")
+            f = self._call_batch(values, batching, p)
         return f.numpy().reshape(p, -1)
 
     def _whitened_imag(self, R: np.ndarray) -> np.ndarray:

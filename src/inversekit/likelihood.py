@@ -95,11 +95,11 @@ class GaussianNoise:
         a strongly correlated full inverse covariance ``Lᵀy`` can cancel where the rounding
         of ``Lᵀ(f - y)`` does not, and the scale is then an underestimate)."""
         if self.chol is not None:
-            return float(torch.linalg.vector_norm(self.chol.mT @ y))
+            return float(torch.linalg.vector_norm(self.whiten(y)))
         total = 0.0
         for start in range(0, y.numel(), SCAN_CHUNK):
             rows = slice(start, start + SCAN_CHUNK)
-            part = y[rows] if self.sigma is None else y[rows] / self.sigma[rows]
+            part = self.whiten(y[rows], rows)
             total += float(torch.dot(part, part))
         return math.sqrt(total)
 

@@ -96,9 +96,9 @@ class LevenbergMarquardt:
             residual curvature ``Σ r_i ∇²r_i`` (NL2SOL's structured update), used for a
             step when it predicted the last step better (see ``_secant``). Where the
             residuals are not small Gauss–Newton converges only linearly; measured on
-            NIST: ENSO in 22 and 16 iterations instead of 77 and 70, Kirby2, Chwirut and
-            Hahn1 a quarter to a third fewer, most others unchanged or one fewer; MGH17
-            from its first start a fifth more. Not used above
+            NIST: ENSO in 22 and 16 iterations instead of 77 and 70, Kirby2 and Chwirut
+            a fifth to a third fewer, most others within a few iterations either way,
+            MGH17 from its first start a fifth more. Not used above
             ``SECANT_MAX_PARAMS`` (500) free parameters.
     """
 
