@@ -1,23 +1,25 @@
-"""Shared test fixtures: the path of the shared reference data beside the repository."""
+"""Shared test fixtures: the reference data the tests read, kept in ``tests/data``.
+
+Every file there is public reference data (NIST StRD, homodyne's exact XPCS output,
+AstroPhot's problem files), copied into the repository so the suite runs on a fresh clone.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
 
 
-def shared_dir() -> Path:
-    """``<repo>/../shared`` (or ``$INVERSEKIT_SHARED``); a missing folder fails loudly."""
-    path = Path(os.environ.get("INVERSEKIT_SHARED", REPO.parent / "shared"))
-    if not path.is_dir():
-        raise FileNotFoundError(f"shared reference data not found at {path}")
-    return path
+def data_dir() -> Path:
+    """``tests/data``; a missing folder fails loudly (never a skip)."""
+    if not DATA.is_dir():
+        raise FileNotFoundError(f"test reference data not found at {DATA}")
+    return DATA
 
 
-@pytest.fixture(scope="session")
-def shared() -> Path:
-    return shared_dir()
+@pytest.fixture
+def data() -> Path:
+    return data_dir()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import shared_dir
+from conftest import data_dir
 
 import inversekit as ik
 from inversekit.derivatives import ChunkedJacobian, jacobian
@@ -19,7 +19,7 @@ from inversekit.derivatives_compiled import CompiledJacobian, compile_unavailabl
 from inversekit.derivatives_complex import ComplexStepJacobian
 from inversekit.models import nist
 
-FILES = sorted((shared_dir() / "data" / "nist_strd").glob("*.dat"))
+FILES = sorted((data_dir() / "nist_strd").glob("*.dat"))
 
 
 def peak(p, x):
@@ -108,7 +108,7 @@ def test_complex_step_equals_forward_mode_on_nist(path):
 
 def test_geodesic_difference_converges_to_the_second_derivative():
     """First order in the step against forward-over-forward mode, until rounding."""
-    problem = nist.problem(nist.read_strd(shared_dir() / "data/nist_strd/Misra1a.dat"), 0)
+    problem = nist.problem(nist.read_strd(data_dir() / "nist_strd/Misra1a.dat"), 0)
     engine, exact = ComplexStepJacobian(problem), ChunkedJacobian(problem)
     u = problem.u0
     errors = []
@@ -222,7 +222,7 @@ def test_complex_step_check_is_made_once_per_model_and_layout():
 
 @pytest.mark.parametrize("name", ["Misra1a", "MGH17", "ENSO"])
 def test_fit_with_complex_step_reaches_the_certified_minimum(name):
-    data = nist.read_strd(shared_dir() / "data" / "nist_strd" / f"{name}.dat")
+    data = nist.read_strd(data_dir() / "nist_strd" / f"{name}.dat")
     values = {f"b{i + 1}": float(v) for i, v in enumerate(data.starts[0])}
 
     def digits(jacobian: str) -> np.ndarray:

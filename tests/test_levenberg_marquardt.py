@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
-from conftest import shared_dir
+from conftest import data_dir
 
 import inversekit as ik
 from inversekit.linalg import DampedSystem
@@ -482,7 +482,7 @@ def test_secant_update_satisfies_the_secant_condition():
 def test_secant_model_shortens_large_residual_fits_to_the_same_minimum():
     """NIST ENSO (large residuals, 9 parameters): Gauss–Newton converges linearly; the
     secant-augmented model reaches the same certified minimum in far fewer iterations."""
-    data = nist.read_strd(shared_dir() / "data" / "nist_strd" / "ENSO.dat")
+    data = nist.read_strd(data_dir() / "nist_strd" / "ENSO.dat")
     names = [f"b{i + 1}" for i in range(data.n_params)]
     plain = ik.fit(nist.problem(data, 1), ik.LM(secant=False), progress=False)
     secant = ik.fit(nist.problem(data, 1), ik.LM(), progress=False)

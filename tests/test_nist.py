@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_dir
+from conftest import data_dir
 
 import inversekit as ik
 from inversekit.models import nist
 
-FILES = sorted((shared_dir() / "data" / "nist_strd").glob("*.dat"))
+FILES = sorted((data_dir() / "nist_strd").glob("*.dat"))
 
 
 def lre(estimate, certified) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,7 @@ from torch.func import jacfwd
 
 from inversekit.models import available, image
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("INVERSEKIT_SHARED", REPO.parent / "shared"))
-PROBLEMS = SHARED / "peers" / "astrophot" / "problems"
+PROBLEMS = Path(__file__).resolve().parents[1] / "data" / "astrophot"
 
 F64 = torch.float64
 
@@ -43,8 +40,7 @@ def load_problem(name: str) -> tuple[dict, dict]:
     npz, meta = PROBLEMS / f"{name}.npz", PROBLEMS / f"{name}.json"
     if not (npz.is_file() and meta.is_file()):
         raise FileNotFoundError(
-            f"AstroPhot problem files not found at {PROBLEMS}; the shared folder must sit "
-            f"next to the repository (or set INVERSEKIT_SHARED)"
+            f"AstroPhot problem files not found at {PROBLEMS} (tests/data/astrophot)"
         )
     with np.load(npz) as arrays:
         data = {k: arrays[k] for k in arrays.files}

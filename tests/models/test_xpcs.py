@@ -18,7 +18,7 @@ from inversekit.models import xpcs
 from inversekit.models.xpcs import _kernel
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE = (REPO / ".." / "shared" / "data" / "xpcs" / "reference_c2.npz").resolve()
+REFERENCE = REPO / "tests" / "data" / "xpcs" / "reference_c2.npz"
 CASES = ("static_bench", "laminar_bench", "static_edge", "laminar_edge")
 LAMINAR = ("D0", "alpha", "D_offset", "gamma_dot_t0", "beta", "gamma_dot_t_offset", "phi0")
 F64 = torch.float64
@@ -27,7 +27,7 @@ F64 = torch.float64
 @pytest.fixture(scope="module")
 def reference():
     assert REFERENCE.is_file(), (
-        f"homodyne reference file missing: {REFERENCE} (expected in <repo>/../shared)"
+        f"homodyne reference file missing: {REFERENCE} (expected in tests/data/xpcs)"
     )
     with np.load(REFERENCE, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
