@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import inversekit as ik
-from inversekit.batched_problem import BatchedLeastSquares
-from inversekit.batched_result import BatchedFitResult
-from inversekit.derivatives_compiled import compile_unavailable
-from inversekit.optimize.batched import BatchedLM, batched_damped_solve
+from inversekit.derivatives.compiled import compile_unavailable
+from inversekit.linalg.damped import batched_damped_solve
+from inversekit.optimize.levenberg_marquardt.batched import BatchedLM
+from inversekit.problem.batched import BatchedLeastSquares
+from inversekit.results.batched import BatchedFitResult
 
 N = 60
 X = torch.linspace(-4.0, 4.0, N, dtype=torch.float64)
@@ -355,7 +356,7 @@ def test_float32_batch_matches_float64_to_float32_accuracy():
 
 
 def test_finite_rows_flags_nan_inf_and_not_overflow():
-    from inversekit.optimize.batched import finite_rows
+    from inversekit.linalg.rows import finite_rows
 
     A = torch.ones(4, 2, 2, dtype=torch.float64)
     g = torch.ones(4, 2, dtype=torch.float64)
@@ -367,7 +368,7 @@ def test_finite_rows_flags_nan_inf_and_not_overflow():
 
 @pytest.mark.parametrize("p", [1, 3, 6])
 def test_unrolled_cholesky_solve_matches_lapack_and_flags_indefinite(p):
-    from inversekit.optimize.batched import _unrolled_cholesky_solve
+    from inversekit.linalg.damped import _unrolled_cholesky_solve
 
     g = torch.Generator().manual_seed(p)
     J = torch.randn(50, 3 * p, p, generator=g, dtype=torch.float64)
@@ -425,7 +426,7 @@ def test_problems_whose_model_output_is_not_finite_at_the_start_are_reported(jac
 def test_batched_fit_damps_long_steps_of_bounded_parameters():
     # two demo spectra (vector parameters with a batch dimension): without the limit both
     # problems' eta is driven into its bound's saturation, as in the single fit
-    from inversekit.demo import demo_problem, make_data, spectrum
+    from inversekit.front.demo import demo_problem, make_data, spectrum
 
     x, y0, s0 = make_data(7)
     _, y1, s1 = make_data(8)

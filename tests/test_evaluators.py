@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import inversekit as ik
-from inversekit.evaluators import HostEvaluator, TensorEvaluator, make_evaluator
-from inversekit.optimize.levenberg_marquardt import cost_resolution
+from inversekit.optimize.levenberg_marquardt.solver import cost_resolution
+from inversekit.problem.evaluators import HostEvaluator, TensorEvaluator, make_evaluator
 
 
 def peak(p, x):

@@ -14,9 +14,9 @@ import torch
 from conftest import data_dir
 
 import inversekit as ik
-from inversekit.derivatives import ChunkedJacobian, jacobian
-from inversekit.derivatives_compiled import CompiledJacobian, compile_unavailable
-from inversekit.derivatives_complex import ComplexStepJacobian
+from inversekit.derivatives.compiled import CompiledJacobian, compile_unavailable
+from inversekit.derivatives.complex_step import ComplexStepJacobian
+from inversekit.derivatives.forward import ChunkedJacobian, jacobian
 from inversekit.models import nist
 
 FILES = sorted((data_dir() / "nist_strd").glob("*.dat"))

@@ -11,7 +11,7 @@ import torch
 from conftest import data_dir
 
 import inversekit as ik
-from inversekit.linalg import DampedSystem
+from inversekit.linalg.damped import DampedSystem
 from inversekit.models import nist
 
 torch.manual_seed(0)
@@ -319,7 +319,7 @@ def test_rowwise_detection():
 def test_large_data_are_checked_chunk_by_chunk(monkeypatch):
     """From CHUNKED_CHECK_MIN_POINTS on, a rowwise model is checked in row chunks (its
     intermediates are never held for all rows): same detection, same errors."""
-    import inversekit.problem as problem_module
+    import inversekit.problem.least_squares as problem_module
 
     monkeypatch.setattr(problem_module, "DEFAULT_CHUNK_BYTES", 2**26)  # 262,144-row chunks
     n = problem_module.CHUNKED_CHECK_MIN_POINTS + 5
@@ -432,7 +432,7 @@ def test_long_steps_of_bounded_parameters_are_damped_not_taken():
     # bound's saturation, where dx/du is 1e-22 and eta never comes back (a local fit with
     # reduced chi2 1.34). Steps that move a bounded coordinate further than
     # max_bounded_step are damped before they are tried.
-    from inversekit.demo import TRUTH, demo_problem
+    from inversekit.front.demo import TRUTH, demo_problem
 
     trapped = ik.fit(demo_problem(), ik.LM(max_bounded_step=math.inf), progress=False)
     assert float(trapped.params["eta"]) < 1e-10 and trapped.reduced_chi2 > 1.3
@@ -459,7 +459,7 @@ def test_max_bounded_step_must_be_positive():
 
 def test_secant_update_satisfies_the_secant_condition():
     """S⁺ s = y# = g⁺ - g - JᵀJ s, symmetric, from S = 0 and from a previous S."""
-    from inversekit.optimize.levenberg_marquardt import LMState, _Point, _secant
+    from inversekit.optimize.levenberg_marquardt.solver import LMState, _Point, _secant
 
     rng = np.random.default_rng(5)
     p = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from inversekit.memo import PointMemo
+from inversekit.derivatives.point_memo import PointMemo
 
 
 def test_same_tensor_hits_and_in_place_change_misses():

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import inversekit as ik
-from inversekit.params import ParamSlots
-from inversekit.transforms import Bijection
+from inversekit.problem.params import ParamSlots
+from inversekit.problem.transforms import Bijection
 
 BOUNDS = [(None, None), (0.0, None), (None, 3.0), (-2.0, 5.0), (1e-9, 1e-6)]
 

@@ -10,15 +10,16 @@ solve it with :func:`fit`::
 """
 
 from inversekit import models
-from inversekit.batched_problem import BatchedLeastSquares
-from inversekit.batched_result import BatchedFitResult
 from inversekit.errors import InputError, ModelError
-from inversekit.io import load
 from inversekit.optimize import LM, IterationState, LevenbergMarquardt, Status, fit
-from inversekit.optimize.batched import BatchedLevenbergMarquardt, BatchedLM
-from inversekit.params import Param, Params
-from inversekit.problem import LeastSquares, Objective
-from inversekit.result import FitResult
+from inversekit.optimize.levenberg_marquardt.batched import BatchedLevenbergMarquardt, BatchedLM
+from inversekit.problem.batched import BatchedLeastSquares
+from inversekit.problem.least_squares import LeastSquares
+from inversekit.problem.objective import Objective
+from inversekit.problem.params import Param, Params
+from inversekit.results.batched import BatchedFitResult
+from inversekit.results.fit_result import FitResult
+from inversekit.results.io import load
 
 __all__ = [
     "BatchedFitResult",

@@ -1,5 +1,5 @@
 import sys
 
-from inversekit.cli import main
+from inversekit.front.cli import main
 
 sys.exit(main())

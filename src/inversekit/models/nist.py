@@ -199,8 +199,8 @@ CURVES = {
 
 def problem(data: StrdFile, start: int = 0):
     """The unit-weight :class:`~inversekit.LeastSquares` of ``data`` from start 0 or 1."""
-    from inversekit.params import Params
-    from inversekit.problem import LeastSquares
+    from inversekit.problem.least_squares import LeastSquares
+    from inversekit.problem.params import Params
 
     values = data.starts[start]
     params = Params({f"b{i + 1}": float(v) for i, v in enumerate(values)})

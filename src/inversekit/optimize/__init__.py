@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from inversekit.errors import InputError
-from inversekit.optimize.levenberg_marquardt import LM, LevenbergMarquardt
+from inversekit.optimize.levenberg_marquardt.solver import LM, LevenbergMarquardt
 from inversekit.optimize.loop import IterationState, iterate
-from inversekit.optimize.status import Status
+from inversekit.results.status import Status
 
 # Shorthand names for default-constructed solvers.
 SOLVERS: dict[str, Callable[[], object]] = {
@@ -39,7 +39,7 @@ def resolve_solver(solver, problem):
                 f"unknown solver name {solver!r}; known names: {', '.join(sorted(SOLVERS))}"
             )
         solver = SOLVERS[key]()
-    from inversekit.optimize.batched import BatchedLevenbergMarquardt
+    from inversekit.optimize.levenberg_marquardt.batched import BatchedLevenbergMarquardt
 
     if type(solver) is LevenbergMarquardt and hasattr(problem, "batched_normal_equations"):
         return BatchedLevenbergMarquardt.from_lm(solver)  # same options, one run per batch

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from torch import Tensor
 
-from inversekit.optimize.status import Status
+from inversekit.results.status import Status
 
 log = logging.getLogger("inversekit")
 

@@ -32,15 +32,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from inversekit.batched_problem import contiguous_rows, finite_rows, select_rows
 from inversekit.errors import InputError
-from inversekit.optimize.levenberg_marquardt import (
+from inversekit.linalg.damped import batched_damped_solve
+from inversekit.linalg.rows import contiguous_rows, finite_rows, select_rows
+from inversekit.optimize.levenberg_marquardt.solver import (
     _MAX_FLOOR_STEPS,
     _MIN_DAMPING,
     LevenbergMarquardt,
     cost_resolution,
 )
-from inversekit.optimize.status import Status
+from inversekit.results.status import Status
 
 # A second difference below this multiple of eps·max|r| is rounding, not curvature.
 _UNRESOLVED = 1e3
@@ -114,7 +115,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         return counts.most_common(1)[0][0] if counts else Status.NONFINITE
 
     def postprocess(self, problem, st: BatchedLMState, run):
-        from inversekit.batched_result import batched_result
+        from inversekit.results.batched import batched_result
 
         for b in torch.nonzero(st.running).flatten().tolist():
             st.status[b] = run.status  # budget or callback stopped these
@@ -375,69 +376,6 @@ class BatchedLMState:
         self.running[idx] = False
         for b in idx.tolist():
             self.status[b] = status
-
-
-def batched_damped_solve(A: Tensor, rhs: Tensor, D: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
-    """Solve ``(A_b + λ_b diag(D_b)) δ_b = rhs_b`` for every ``b`` (Marquardt-scaled Cholesky).
-
-    As :func:`inversekit.linalg.damped_solve`, in the scaled variables ``√D δ``; returns
-    ``(δ, ok)`` with ``ok[b]`` false where the matrix is not numerically positive
-    definite or ``δ_b`` is not finite (that row of ``δ`` is then zero).
-    """
-    s = torch.rsqrt(D)
-    M = A * s[:, :, None] * s[:, None, :]
-    M.diagonal(dim1=1, dim2=2).add_(lam[:, None])
-    if A.shape[1] <= UNROLLED_MAX_PARAMS:
-        scaled, ok = _unrolled_cholesky_solve(M, rhs * s)
-    else:
-        L, info = torch.linalg.cholesky_ex(M)
-        ok = info == 0
-        eye = torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
-        L = torch.where(ok[:, None, None], L, eye)  # keep failed rows harmless
-        scaled = torch.cholesky_solve((rhs * s)[..., None], L)[..., 0]
-    delta = scaled * s
-    ok &= finite_rows(delta)
-    return torch.where(ok[:, None], delta, 0.0), ok
-
-
-# Up to this many parameters the batched Cholesky solve runs as elementwise operations over
-# the batch (about p³/3 of them), which for 10,000 4 x 4 systems takes half the time of
-# LAPACK's per-matrix factorisation and solve.
-UNROLLED_MAX_PARAMS = 6
-
-
-def _unrolled_cholesky_solve(M: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """``(x, ok)`` with ``M_b x_b = b_b`` by Cholesky, ``M = L Lᵀ``, written out entry by
-    entry over the batch: ``L_jj = √(M_jj - Σ_m L_jm²)``, ``L_ij = (M_ij - Σ_m L_im L_jm) /
-    L_jj``, then forward and back substitution. ``ok[b]`` is false where a pivot is not
-    positive (``M_b`` not numerically positive definite; ``x_b`` is then meaningless)."""
-    p = M.shape[1]
-    rows = M.unbind(1)  # rows[i][:, j] = M[:, i, j]
-    L: list[list[Tensor | None]] = [[None] * p for _ in range(p)]
-    ok = torch.ones(M.shape[0], dtype=torch.bool, device=M.device)
-    for j in range(p):
-        pivot = rows[j][:, j]
-        for m in range(j):
-            pivot = pivot - L[j][m] * L[j][m]
-        ok &= pivot > 0
-        L[j][j] = torch.sqrt(torch.where(pivot > 0, pivot, 1.0))
-        for i in range(j + 1, p):
-            t = rows[i][:, j]
-            for m in range(j):
-                t = t - L[i][m] * L[j][m]
-            L[i][j] = t / L[j][j]
-    z: list[Tensor] = []
-    for i, bi in enumerate(b.unbind(1)):  # L z = b
-        for m in range(i):
-            bi = bi - L[i][m] * z[m]
-        z.append(bi / L[i][i])
-    x: list[Tensor | None] = [None] * p
-    for i in reversed(range(p)):  # Lᵀ x = z
-        t = z[i]
-        for m in range(i + 1, p):
-            t = t - L[m][i] * x[m]
-        x[i] = t / L[i][i]
-    return torch.stack(x, dim=1), ok
 
 
 def _initial_scale(A: Tensor) -> Tensor:

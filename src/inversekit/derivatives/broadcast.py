@@ -17,7 +17,7 @@ interact): ``J`` has shape ``(p, k, n)`` and
 The same function can be ``torch.compile``'d: fused, a chunk's Jacobian lives only in
 registers and cache, about ten times faster than eager on CPU for a Gaussian peak (the
 first call pays a compilation of a few seconds; kernels are cached in-process and on disk
-like the single-problem ones, see :mod:`inversekit.derivatives_compiled`).
+like the single-problem ones, see :mod:`inversekit.derivatives.compiled`).
 
 Whether the broadcast form is right for a model is checked once, at construction, against
 the vmap form on a few problems; if it raises or disagrees, the vmap path is used and the
@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vmap
 
-from inversekit.derivatives_compiled import relative_mismatch
+from inversekit.derivatives.compiled import relative_mismatch
 from inversekit.errors import describe
 
 # Problems compared between the broadcast and vmap forms at construction.
@@ -203,7 +203,7 @@ class BroadcastForm:
 
 def _compiled_kernels(form: BroadcastForm) -> tuple[Callable, Callable]:
     """``(normal, cost)`` compiled for the form's problem, cached per model and shapes."""
-    from inversekit.derivatives_compiled import _enable_disk_cache, param_signature
+    from inversekit.derivatives.compiled import _enable_disk_cache, param_signature
 
     pr = form.problem
     args = form.args(pr.valid_indices()[:1])
@@ -229,12 +229,12 @@ def _compiled_kernels(form: BroadcastForm) -> tuple[Callable, Callable]:
 
 class _FlatKernel:
     """A broadcast-form function ``fn(u, fixed, y, sw, *inputs)`` traced and compiled by
-    :class:`~inversekit.derivatives_compiled._Pretraced` (directly by inductor: a fit calls
+    :class:`~inversekit.derivatives.compiled._Pretraced` (directly by inductor: a fit calls
     it on a few hundred chunks), which takes tensor arguments only: the dict of fixed
     values is passed as tensors in the order of ``names``."""
 
     def __init__(self, fn: Callable, names: tuple[str, ...]):
-        from inversekit.derivatives_compiled import _Pretraced
+        from inversekit.derivatives.compiled import _Pretraced
 
         self.names = names
         m = len(names)

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from inversekit.derivatives_complex import ComplexStepJacobian, unresolved_curvature
-from inversekit.linalg import host64
+from inversekit.derivatives.complex_step import ComplexStepJacobian, unresolved_curvature
+from inversekit.linalg.host import host64
 
 # (A, g, cost): JᵀWJ (p x p), JᵀWr (p,) as float64 NumPy arrays, and ½ rᵀWr
 HostNormalEquations = tuple[np.ndarray, np.ndarray, float]

@@ -1,7 +1,7 @@
 """Parameters: named values with bounds, fixed flags, and the packing into one vector.
 
 Solvers see one flat vector ``u`` of the free parameter elements in an *unconstrained*
-space (bounded parameters pass through the bijections of :mod:`inversekit.transforms`).
+space (bounded parameters pass through the bijections of :mod:`inversekit.problem.transforms`).
 Models see a dict of physical tensors, one per parameter, shaped as the user gave them.
 :class:`Params` converts between the two and gives ``dx/du``, with which covariances are
 mapped to physical space by the delta method, ``C_x = G C_u G``, ``G = diag(dx/du)``.
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from inversekit.errors import InputError
-from inversekit.transforms import Bijection
+from inversekit.problem.transforms import Bijection
 
 Bounds = tuple[float | None, float | None]
 

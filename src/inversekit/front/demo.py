@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from inversekit.optimize import fit
-from inversekit.params import Param, Params
-from inversekit.problem import LeastSquares
+from inversekit.problem.least_squares import LeastSquares
+from inversekit.problem.params import Param, Params
 
 TRUTH = {
     "c0": 120.0,
@@ -66,7 +66,7 @@ def demo_problem(seed: int = 7) -> LeastSquares:
 
 def run_demo(output="inversekit-demo.png", progress: bool | None = None):
     """Fit the demo spectrum, print the report and write the figure; return the result."""
-    from inversekit.plot import fit_figure
+    from inversekit.results.plots import fit_figure
 
     problem = demo_problem()
     result = fit(problem, progress=progress)

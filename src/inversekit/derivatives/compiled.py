@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 from torch.func import jacfwd, jvp
 
-from inversekit.derivatives import ChunkedJacobian, NormalEquations
+from inversekit.derivatives.forward import ChunkedJacobian, NormalEquations
 from inversekit.errors import describe
 
 # Rows per chunk are chosen so that one chunk's Jacobian and forward-mode intermediates
@@ -122,7 +122,7 @@ def tensor_signature(t) -> tuple:
 
 
 class EagerJacobian(ChunkedJacobian):
-    """:class:`~inversekit.derivatives.ChunkedJacobian` that says why it was chosen."""
+    """:class:`~inversekit.derivatives.forward.ChunkedJacobian` that says why it was chosen."""
 
     engine_name = "eager"
 
@@ -132,7 +132,7 @@ class EagerJacobian(ChunkedJacobian):
 
 
 class CompiledJacobian:
-    """Drop-in replacement for :class:`~inversekit.derivatives.ChunkedJacobian`.
+    """Drop-in replacement for :class:`~inversekit.derivatives.forward.ChunkedJacobian`.
 
     Attributes:
         engine_name: ``"compiled"`` while the compiled kernels are in use, ``"eager"`` once
@@ -541,7 +541,7 @@ def _eager_chunk(
     problem, u: Tensor, y: Tensor, sigma: Tensor, arrays: tuple
 ) -> tuple[Tensor, Tensor]:
     """``(JᵀJ, Jᵀr)`` of one (padded) chunk by the eager forward-mode engine."""
-    from inversekit.derivatives import jacobian
+    from inversekit.derivatives.forward import jacobian
 
     def fn(w: Tensor) -> Tensor:
         return ((problem.model(problem.params.unpack(w), *arrays) - y) / sigma).reshape(-1)

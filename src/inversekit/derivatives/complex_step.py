@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from inversekit.derivatives import ChunkedJacobian, NormalEquations
-from inversekit.derivatives_compiled import param_signature, tensor_signature
+from inversekit.derivatives.compiled import param_signature, tensor_signature
+from inversekit.derivatives.forward import ChunkedJacobian, NormalEquations
+from inversekit.derivatives.point_memo import PointMemo
 from inversekit.errors import describe
-from inversekit.linalg import on_host64
-from inversekit.memo import PointMemo
-from inversekit.params import ParamSlots
+from inversekit.linalg.host import on_host64
+from inversekit.problem.params import ParamSlots
 
 STEP = 1e-20
 # Agreement with a reverse-mode product required at construction, per dtype (both are
@@ -49,7 +49,7 @@ _COMPLEX = {torch.float64: torch.complex128, torch.float32: torch.complex64}
 
 
 class ComplexStepJacobian:
-    """Complex-step engine with the :class:`~inversekit.derivatives.ChunkedJacobian` interface.
+    """Complex-step engine with the :class:`~inversekit.derivatives.forward.ChunkedJacobian` interface.
 
     Attributes:
         engine_name: ``"complex-step"`` when validated, ``"eager"`` after a fall-back.

@@ -1,7 +1,7 @@
 """Results of a batched fit: every field carries the batch dimension; ``result[b]`` is a
 plain :class:`~inversekit.FitResult` of problem ``b``.
 
-Uncertainties follow :mod:`inversekit.uncertainty` per problem: ``C_u = s² (JᵀWJ)⁻¹`` from
+Uncertainties follow :mod:`inversekit.results.uncertainty` per problem: ``C_u = s² (JᵀWJ)⁻¹`` from
 the eigendecomposition of the unit-curvature scaled ``JᵀWJ`` the solver ended with
 (singular directions left out and their parameters flagged), ``s² = 1`` with the noise
 given and ``chi2_b / (n_b - p)`` without, mapped to physical space by ``C_x = G C_u G``,
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from inversekit.batched_problem import contiguous_rows, finite_rows, select_rows
-from inversekit.optimize.status import Status
-from inversekit.result import FitResult
-from inversekit.uncertainty import _directions
+from inversekit.linalg.rows import contiguous_rows, finite_rows, select_rows
+from inversekit.results.fit_result import FitResult
+from inversekit.results.status import Status
+from inversekit.results.uncertainty import _directions
 
 _NEAR_NULL_RATIO = 1e-10
 
@@ -241,7 +241,7 @@ class _Uncertainty:
         return self
 
     def fill(self, idx: Tensor, A: Tensor, chi2: Tensor, u: Tensor, problem) -> None:
-        """As :func:`inversekit.uncertainty.least_squares_uncertainty`, for rows ``idx``,
+        """As :func:`inversekit.results.uncertainty.least_squares_uncertainty`, for rows ``idx``,
         from each problem's ``A = JᵀWJ`` at the solution (which the solver already has).
 
         ``A`` is scaled to unit diagonal before its eigendecomposition, so the inverse is

@@ -11,7 +11,7 @@ model is not finite is a failed trial, never a crash; a step that moves a bounde
 parameter's unconstrained coordinate by more than ``max_bounded_step`` is damped before
 it is tried. The solver's state is float64 NumPy on the host whatever the problem's dtype
 and device (``p``-sized algebra); it sees the problem through ``problem.evaluator()``
-(:mod:`inversekit.evaluators`), which answers for such points.
+(:mod:`inversekit.problem.evaluators`), which answers for such points.
 
 With ``secant=True`` the model's curvature is ``JᵀWJ + S``, ``S`` a secant estimate of
 the residual curvature (Dennis, Gay & Welsch's NL2SOL), whenever that model predicted the
@@ -52,8 +52,8 @@ import numpy as np
 from torch import Tensor
 
 from inversekit.errors import InputError
-from inversekit.linalg import DampedSystem
-from inversekit.optimize.status import Status
+from inversekit.linalg.damped import DampedSystem
+from inversekit.results.status import Status
 
 # Relative cost changes below this many units in the last place are rounding noise.
 _COST_ULPS = 64
@@ -230,7 +230,7 @@ class LevenbergMarquardt:
         return None
 
     def postprocess(self, problem, state: LMState, run):
-        from inversekit.optimize.results import least_squares_result
+        from inversekit.results.least_squares import least_squares_result
 
         u = problem.evaluator().result_point(state.x)
         return least_squares_result(problem, u, run, solver=self.name, n_fev=state.n_fev)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from inversekit.optimize.status import Status
+from inversekit.results.status import Status
 
 
 @dataclass
@@ -71,12 +71,12 @@ class FitResult:
 
     def save(self, path) -> None:
         """Write to ``path`` (``.npz``); :func:`inversekit.load` reads it back bit-identically."""
-        from inversekit.io import save_result
+        from inversekit.results.io import save_result
 
         save_result(self, path)
 
     def __eq__(self, other) -> bool:
-        from inversekit.io import results_identical
+        from inversekit.results.io import results_identical
 
         return isinstance(other, FitResult) and results_identical(self, other)
 

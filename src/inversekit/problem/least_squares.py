@@ -1,8 +1,7 @@
-"""Problem descriptions: what is being solved, independent of how.
+"""Weighted nonlinear least squares: a forward model plus data plus noise.
 
-:class:`LeastSquares` is a forward model plus data plus noise; :class:`Objective` is any
-differentiable scalar loss of the parameters. Both are validated completely when they are
-built, so a bad input fails with a message naming the culprit before any solver runs.
+:class:`LeastSquares` is validated completely when it is built, so a bad input fails with
+a message naming the culprit before any solver runs.
 """
 
 from __future__ import annotations
@@ -10,18 +9,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from inversekit.derivatives import hessian_vector_product
-from inversekit.derivatives_compiled import CompiledJacobian, EagerJacobian
-from inversekit.derivatives_complex import ComplexStepJacobian
+from inversekit.derivatives.choice import make_jacobian
+from inversekit.derivatives.point_memo import PointMemo
 from inversekit.errors import InputError, ModelError
-from inversekit.evaluators import make_evaluator
-from inversekit.likelihood import GaussianNoise, first_where, make_noise, not_finite
-from inversekit.memo import PointMemo
-from inversekit.params import Params, ParamSlots
+from inversekit.problem.evaluators import make_evaluator
+from inversekit.problem.model_calls import (
+    call_model,
+    check_model_and_params,
+    prepare_input,
+    to_tensor,
+)
+from inversekit.problem.noise import GaussianNoise, first_where, make_noise, not_finite
+from inversekit.problem.params import Params, ParamSlots
 
 Model = Callable[..., Tensor]
 
@@ -32,106 +34,18 @@ DEFAULT_CHUNK_BYTES = 256 * 2**20
 CHUNKED_CHECK_MIN_POINTS = 1_000_000
 
 
-def check_model_and_params(model, params) -> None:
-    """The checks every problem type makes first: a callable model, a ``Params``."""
-    if not callable(model):
-        raise InputError(f"model must be callable, got {type(model).__name__}")
-    if not isinstance(params, Params):
-        raise InputError(f"params must be an inversekit.Params, got {type(params).__name__}")
-
-
-def _to_tensor(name: str, value, dtype: torch.dtype, device=None) -> Tensor:
-    """``value`` as a ``dtype`` tensor on ``device`` (its own device if ``None``)."""
-    if isinstance(value, Tensor):
-        return value.to(dtype=dtype, device=device)
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - report what numpy said about the input
-        raise InputError(f"{name} could not be converted to an array: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise InputError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
-    return torch.as_tensor(arr, dtype=dtype, device=device)
-
-
-def _prepare_input(i: int, value, dtype, device):
-    """Floating inputs become ``dtype`` tensors on the data's device; others pass through."""
-    if isinstance(value, Tensor):
-        value = value.to(device)
-        return value.to(dtype) if value.is_floating_point() else value
-    if isinstance(value, np.ndarray):
-        t = torch.as_tensor(value, device=device)
-        return t.to(dtype) if t.is_floating_point() else t
-    if isinstance(value, list | tuple) and value and all(isinstance(v, float | int) for v in value):
-        return _to_tensor(f"inputs[{i}]", value, dtype).to(device)
-    return value
-
-
-def call_model(model: Model, p: dict[str, Tensor], inputs: Sequence, what: str) -> Tensor:
-    """Call the user's model, turning any exception into a :class:`ModelError`."""
-    try:
-        out = model(p, *inputs)
-    except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
-        raise ModelError(
-            f"the model raised {type(exc).__name__} when called with {what}: {exc}"
-        ) from exc
-    if not isinstance(out, Tensor):
-        raise ModelError(
-            f"the model must return a torch.Tensor, got {type(out).__name__} when called "
-            f"with {what}"
-        )
-    return out
-
-
-JACOBIAN_ENGINES = ("auto", "eager", "compiled", "complex-step")
-# "auto" compiles when n·p (data points x free parameters) reaches this: below it a cold
-# compile (about 10-25 s) costs more than it saves over a fit.
-AUTO_COMPILE_MIN_WORK = 10_000_000
-# ... and uses the complex step up to this n·p, where per-call overhead of forward-mode AD
-# dominates (about 10x faster on the NIST problems). Measured: at n·p = 1.1e6 (11 parameters,
-# 1e5 points) the p x n complex batch is already slower than forward mode (0.21 s against
-# 0.13 s per normal equations), being bound by memory traffic rather than dispatch.
-AUTO_COMPLEX_MAX_WORK = 200_000
-AUTO_MAX_PARAMS = 64  # both fast engines push all p directions at once
-
-
-def make_jacobian(problem, option: str = "auto"):
-    """The derivative engine named by ``option`` for ``problem`` (see :class:`LeastSquares`)."""
-    if option not in JACOBIAN_ENGINES:
-        raise InputError(f"jacobian must be one of {JACOBIAN_ENGINES}, got {option!r}")
-    if option == "eager":
-        return EagerJacobian(problem, reason="requested")
-    if option == "complex-step":
-        return ComplexStepJacobian(problem)
-    if option == "compiled":
-        return CompiledJacobian(problem)
-    p = problem.params.n_free
-    work = problem.y.numel() * p
-    if p > AUTO_MAX_PARAMS:
-        return EagerJacobian(problem, reason=f"auto: {p} parameters > {AUTO_MAX_PARAMS}")
-    if work <= AUTO_COMPLEX_MAX_WORK:
-        engine = ComplexStepJacobian(problem)
-    elif work < AUTO_COMPILE_MIN_WORK:
-        return EagerJacobian(problem, reason=f"auto: medium size, n·p = {work}")
-    elif not problem.rowwise:
-        return EagerJacobian(problem, reason="auto: not rowwise, so no chunked compiled kernel")
-    else:
-        engine = CompiledJacobian(problem)
-    engine.reason = f"auto (n·p = {work}): {engine.reason}"
-    return engine
-
-
 class LeastSquares:
     """Weighted nonlinear least squares: minimise ``0.5 * chi2`` with ``chi2 = Σ w (f - y)²``.
 
     Args:
         model: ``model(p, *inputs) -> Tensor`` with ``p`` a dict of physical parameter
             tensors; must return a tensor shaped like ``y``.
-        params: the :class:`~inversekit.params.Params` to fit.
+        params: the :class:`~inversekit.problem.params.Params` to fit.
         inputs: extra positional arguments for the model (e.g. ``(x,)``); floating arrays
             are converted to ``dtype`` tensors on ``y``'s device.
         y: observations, any shape.
         sigma, weights, inverse_covariance: at most one noise description (see
-            :mod:`inversekit.likelihood`). With none, weights are one and covariances are
+            :mod:`inversekit.problem.noise`). With none, weights are one and covariances are
             scaled by ``chi2/(n - p)``; with one, covariances are absolute.
         rowwise: whether output row ``i`` depends only on row ``i`` of each array input, so
             rows can be evaluated in chunks. ``None`` detects it by evaluating the model on
@@ -167,7 +81,7 @@ class LeastSquares:
             raise InputError("y (the observations) is required")
         if not isinstance(inputs, tuple | list):
             inputs = (inputs,)
-        y = _to_tensor("y", y, dtype).detach()  # observations: no gradient flows into them
+        y = to_tensor("y", y, dtype).detach()  # observations: no gradient flows into them
         if y.numel() == 0:
             raise InputError("y is empty")
         count, first = first_where(y, not_finite)
@@ -182,7 +96,7 @@ class LeastSquares:
         self.dtype = dtype
         self.device = y.device
         self.params = params.to(dtype=dtype, device=y.device)
-        self.inputs = tuple(_prepare_input(i, v, dtype, y.device) for i, v in enumerate(inputs))
+        self.inputs = tuple(prepare_input(i, v, dtype, y.device) for i, v in enumerate(inputs))
         self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
         self._check_sizes()
         # ‖y/σ‖: residuals (f - y)/σ carry rounding errors of a few ulp of y/σ
@@ -210,7 +124,7 @@ class LeastSquares:
 
     def evaluator(self):
         """The problem as Levenberg–Marquardt sees it, a function of float64 host points
-        (see :mod:`inversekit.evaluators`); made once."""
+        (see :mod:`inversekit.problem.evaluators`); made once."""
         if self._evaluator is None:
             self._evaluator = make_evaluator(self)
         return self._evaluator
@@ -386,7 +300,7 @@ class LeastSquares:
     def _point_unpack(self) -> Callable[[Tensor], dict[str, Tensor]]:
         """The unpacking used by the solvers' gradient-free evaluations: parameter slots
         refilled in place when every free parameter is a scalar (see
-        :class:`~inversekit.params.ParamSlots`), ``params.unpack`` otherwise."""
+        :class:`~inversekit.problem.params.ParamSlots`), ``params.unpack`` otherwise."""
         params = self.params
         if not params._all_scalar:
             return params.unpack
@@ -456,7 +370,7 @@ class LeastSquares:
         return 2.0 * self.cost(u)
 
     def normal_equations(self, u: Tensor):
-        """``(JᵀWJ, JᵀWr, cost)`` at ``u``; see :class:`~inversekit.derivatives.ChunkedJacobian`.
+        """``(JᵀWJ, JᵀWr, cost)`` at ``u``; see :class:`~inversekit.derivatives.forward.ChunkedJacobian`.
 
         Remembered for the last point asked: the uncertainty step at the solution reuses
         the solver's last pass instead of making one more over all the data.
@@ -497,53 +411,4 @@ def _same(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-13, atol=0.0, equal_nan=True))
 
 
-class Objective:
-    """Any differentiable scalar loss ``loss_fn(p) -> Tensor`` of the parameters.
-
-    Exposes the value, gradient (reverse mode) and Hessian-vector products (forward over
-    reverse) in the unconstrained space of ``params``.
-    """
-
-    def __init__(
-        self,
-        loss_fn: Callable[[dict[str, Tensor]], Tensor],
-        params: Params,
-        *,
-        dtype: torch.dtype = torch.float64,
-        device=None,
-    ):
-        if not callable(loss_fn):
-            raise InputError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
-        if not isinstance(params, Params):
-            raise InputError(f"params must be an inversekit.Params, got {type(params).__name__}")
-        self.loss_fn = loss_fn
-        self.params = params.to(dtype=dtype, device=device)
-        if self.params.n_free == 0:
-            raise InputError("no free parameters: every parameter is fixed")
-        self.u0 = self.params.pack()
-        out = call_model(
-            lambda p: loss_fn(p), self.params.unpack(self.u0), (), "the starting parameters"
-        )
-        if out.numel() != 1:
-            raise ModelError(f"loss_fn must return a scalar, got shape {tuple(out.shape)}")
-        if not bool(torch.isfinite(out).all()):
-            raise ModelError("loss_fn is not finite at the starting parameters")
-
-    def _scalar(self, u: Tensor) -> Tensor:
-        return self.loss_fn(self.params.unpack(u)).reshape(())
-
-    def value(self, u: Tensor) -> float:
-        """The loss at ``u``."""
-        with torch.no_grad():
-            return float(self._scalar(u))
-
-    def gradient(self, u: Tensor) -> tuple[float, Tensor]:
-        """``(loss, d loss / du)`` by reverse mode."""
-        u = u.detach().requires_grad_(True)
-        value = self._scalar(u)
-        (grad,) = torch.autograd.grad(value, u)
-        return float(value.detach()), grad
-
-    def hvp(self, u: Tensor, v: Tensor) -> Tensor:
-        """Hessian-vector product ``H(u) v`` of the loss in unconstrained space."""
-        return hessian_vector_product(self._scalar, u, v)
+# END

@@ -1,6 +1,6 @@
 """Saving and loading results without pickle.
 
-A :class:`~inversekit.result.FitResult` is written as a NumPy ``.npz`` archive: every tensor
+A :class:`~inversekit.results.fit_result.FitResult` is written as a NumPy ``.npz`` archive: every tensor
 as a float64 array (``params/<name>``, ``stderr/<name>``, ``x``, ``covariance``, ...) and
 all scalars, strings and lists in one JSON document (Python's ``json`` writes floats by
 their shortest round-tripping ``repr``, so they come back bit-identical). Loading uses
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from inversekit.errors import InputError
-from inversekit.optimize.status import Status
-from inversekit.result import FitResult
+from inversekit.results.fit_result import FitResult
+from inversekit.results.status import Status
 
 _TENSORS = ("x", "covariance", "correlation")
 _SCALARS = (

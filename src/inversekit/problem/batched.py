@@ -3,7 +3,7 @@
 Problem ``b`` of ``B`` minimises ``½ chi2_b = ½ Σ_i w_bi (f(p_b; x_b)_i - y_bi)²`` with the
 *same* model ``f`` and data shape for every ``b``. The user writes ``f`` for one problem;
 it is evaluated for a chunk of problems at once, either in broadcast form (scalar
-parameters shaped ``(k, 1)``, see :mod:`inversekit.batched_broadcast`) or mapped with
+parameters shaped ``(k, 1)``, see :mod:`inversekit.derivatives.broadcast`) or mapped with
 ``torch.func.vmap`` over the leading batch dimension of the data, the starts and any
 per-problem inputs, so Python runs once per batch iteration, not once per problem.
 
@@ -23,10 +23,11 @@ import torch
 from torch import Tensor
 from torch.func import jacfwd, vmap
 
-from inversekit.batched_broadcast import CHECK_PROBLEMS
+from inversekit.derivatives.broadcast import CHECK_PROBLEMS
 from inversekit.errors import InputError, ModelError
-from inversekit.params import Param, Params
-from inversekit.problem import _prepare_input, _to_tensor, check_model_and_params
+from inversekit.linalg.rows import contiguous_rows, finite_rows
+from inversekit.problem.model_calls import check_model_and_params, prepare_input, to_tensor
+from inversekit.problem.params import Param, Params
 
 Model = Callable[..., Tensor]
 
@@ -35,39 +36,6 @@ BATCHED_ENGINES = ("auto", "eager", "vmap", "compiled")
 # Data points per vectorised pass when chunk_size is not given: one pass's forward-mode
 # intermediates (points x (p + 1) doubles) then stay within the CPU's L2/L3 cache.
 CHUNK_POINTS = 2**16
-
-
-def contiguous_rows(idx: Tensor) -> Tensor | slice:
-    """``idx`` as a slice when it is a run of consecutive increasing indices (indexing by
-    it then gives views and slice assignments, not gathers and scatters), else ``idx``."""
-    k = idx.numel()
-    if k and int(idx[-1]) - int(idx[0]) == k - 1 and bool((idx[1:] > idx[:-1]).all()):
-        return slice(int(idx[0]), int(idx[0]) + k)
-    return idx
-
-
-def finite_rows(*tensors: Tensor) -> Tensor:
-    """``(k,)``: whether every element of row ``b`` of every tensor is finite.
-
-    A row's sum is finite when all its terms are (NaN and ±inf propagate), so one finite
-    sum per row answers for most rows in one pass; only rows whose sum is not finite, which
-    may also be an overflow of finite terms, are checked element by element."""
-    total = sum(t.flatten(1).sum(1) for t in tensors)
-    ok = torch.isfinite(total)
-    if not bool(ok.all()):
-        bad = ~ok
-        ok[bad] = torch.stack(
-            [torch.isfinite(t[bad]).flatten(1).all(1) for t in tensors], dim=1
-        ).all(1)
-    return ok
-
-
-def select_rows(mask: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
-    """The rows of each tensor where ``mask`` holds; the tensors themselves (no copies)
-    when it holds everywhere, the usual case: most problems take most trial steps."""
-    if bool(mask.all()):
-        return tensors
-    return tuple(t[mask] for t in tensors)
 
 
 class BatchedLeastSquares:
@@ -96,7 +64,7 @@ class BatchedLeastSquares:
             data points stay in cache and are several times faster than one pass over a
             huge batch; ``None`` picks about ``CHUNK_POINTS`` data points per pass.
         dtype: floating dtype (float64 by default).
-        jacobian: how the problems are evaluated (see :mod:`inversekit.batched_broadcast`):
+        jacobian: how the problems are evaluated (see :mod:`inversekit.derivatives.broadcast`):
             ``"vmap"`` (the model mapped over problems: works for any vmap-compatible
             model), ``"eager"`` (broadcast form: one call for a chunk of problems, when
             every parameter is a scalar and the model broadcasts; otherwise vmap),
@@ -123,7 +91,7 @@ class BatchedLeastSquares:
         check_model_and_params(model, params)
         if y is None:
             raise InputError("y (the observations, shape (B, ...)) is required")
-        y = _to_tensor("y", y, dtype)
+        y = to_tensor("y", y, dtype)
         if y.dim() < 1 or y.shape[0] == 0 or y[0].numel() == 0:
             raise InputError(
                 f"y must have shape (B, *data_shape) with B >= 1 problems and at least one "
@@ -167,7 +135,7 @@ class BatchedLeastSquares:
         for n, v in dict(start or {}).items():
             if n not in values:
                 raise InputError(f"start['{n}']: no parameter of that name in params")
-            t = _to_tensor(f"start['{n}']", v, self.dtype, self.device)
+            t = to_tensor(f"start['{n}']", v, self.dtype, self.device)
             values[n] = self._batch_value(f"start['{n}']", t, values[n].shape[1:])
         # One problem's layout: a template whose values are inside the bounds (x(u=0)).
         template = {}
@@ -248,7 +216,7 @@ class BatchedLeastSquares:
     def _like_y(self, name: str, value, y: Tensor) -> Tensor:
         """``value`` broadcast to y's shape: a view, read only (the weights made from it are
         new tensors)."""
-        t = _to_tensor(name, value, self.dtype, self.device)
+        t = to_tensor(name, value, self.dtype, self.device)
         try:
             return torch.broadcast_to(t, y.shape)
         except RuntimeError:
@@ -261,7 +229,7 @@ class BatchedLeastSquares:
         if not isinstance(inputs, tuple | list):
             inputs = (inputs,)
         self.inputs = tuple(
-            _prepare_input(i, v, self.dtype, self.device) for i, v in enumerate(inputs)
+            prepare_input(i, v, self.dtype, self.device) for i, v in enumerate(inputs)
         )
         self.batched_inputs = tuple(sorted(set(int(i) for i in batched_inputs)))
         for i in self.batched_inputs:
@@ -330,8 +298,8 @@ class BatchedLeastSquares:
                 self._invalidate(b, "the model output at the start is non-finite")
 
     def _choose_engine(self, option: str) -> None:
-        from inversekit.batched_broadcast import BroadcastForm
-        from inversekit.problem import AUTO_COMPILE_MIN_WORK
+        from inversekit.derivatives.broadcast import BroadcastForm
+        from inversekit.derivatives.choice import AUTO_COMPILE_MIN_WORK
 
         if option not in BATCHED_ENGINES:
             raise InputError(f"jacobian must be one of {BATCHED_ENGINES}, got {option!r}")
@@ -342,7 +310,7 @@ class BatchedLeastSquares:
         work = self.batch_size * self.y[0].numel() * self.params.n_free
         compiled = option == "compiled" or (option == "auto" and work >= AUTO_COMPILE_MIN_WORK)
         if compiled:
-            from inversekit.derivatives_compiled import compile_unavailable
+            from inversekit.derivatives.compiled import compile_unavailable
 
             why = compile_unavailable()
             if why is not None:
@@ -485,6 +453,6 @@ class BatchedLeastSquares:
 
     def default_solver(self):
         """The batched Levenberg–Marquardt solver (used by :func:`inversekit.fit`)."""
-        from inversekit.optimize.batched import BatchedLevenbergMarquardt
+        from inversekit.optimize.levenberg_marquardt.batched import BatchedLevenbergMarquardt
 
         return BatchedLevenbergMarquardt()

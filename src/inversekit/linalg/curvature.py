@@ -1,4 +1,4 @@
-"""Small dense linear algebra for the solvers: damped solves and curvature inverses.
+"""Inverse curvature ``(JᵀWJ)⁻¹`` with its conditioning, for covariances.
 
 Everything here works on ``p x p`` matrices (``p`` free parameters) or, for the most
 accurate covariances of small problems, on the ``m x p`` whitened Jacobian itself.
@@ -10,49 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.linalg import lapack
 from torch import Tensor
 
-
-class DampedSystem:
-    """Cholesky factor of ``A + λ diag(D)``, in Marquardt's scaled variables ``√D δ``.
-
-    Scaling by ``S = diag(1/√D)`` gives ``(S A S + λ I)(√D δ) = S rhs``, whose diagonal is
-    about one: this makes the step independent of the units of each parameter. One factor
-    serves every right-hand side at the same damping (the step and its geodesic
-    acceleration). Everything is float64 NumPy on the host: for ``p x p`` systems LAPACK
-    called directly costs about a microsecond, against tens for a chain of torch ops.
-    """
-
-    def __init__(self, factor: np.ndarray, s: np.ndarray):
-        self.factor = factor
-        self.s = s
-
-    @classmethod
-    def build(cls, A: np.ndarray, D: np.ndarray, lam: float) -> DampedSystem | None:
-        """Factor ``A + λ diag(D)``; ``None`` if it is not numerically positive definite
-        (the caller then raises the damping)."""
-        s = 1.0 / np.sqrt(D)
-        M = (A * s).T * s
-        M.flat[:: M.shape[0] + 1] += lam
-        factor, info = lapack.dpotrf(M, lower=False, clean=False, overwrite_a=True)
-        if info != 0:
-            return None
-        return cls(factor, s)
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        """``δ`` with ``(A + λ diag(D)) δ = rhs``."""
-        scaled, info = lapack.dpotrs(self.factor, rhs * self.s, lower=False)
-        if info != 0:
-            raise ValueError(f"dpotrs failed with info={info}")
-        return scaled * self.s
-
-
-def damped_solve(A: np.ndarray, rhs: np.ndarray, D: np.ndarray, lam: float) -> np.ndarray | None:
-    """Solve ``(A + λ diag(D)) δ = rhs`` (see :class:`DampedSystem`); ``None`` if the
-    matrix is not numerically positive definite."""
-    system = DampedSystem.build(A, D, lam)
-    return None if system is None else system.solve(rhs)
+from inversekit.linalg.host import host64
 
 
 @dataclass
@@ -76,21 +36,6 @@ class InverseCurvature:
 # Above this many parameters a full eigendecomposition (about 9p³ flops) is replaced by a
 # Cholesky inverse (p³/3 ... p³) and power iterations for the extreme eigenvalues.
 EIGH_MAX_PARAMS = 1000
-
-
-def on_host64(t: Tensor) -> bool:
-    """Whether ``t`` is a float64 tensor on the host without autograd history, i.e. its
-    ``.numpy()`` is a free float64 view (the small-problem paths use NumPy then)."""
-    return t.dtype is torch.float64 and t.is_cpu and not t.requires_grad
-
-
-def host64(t: Tensor | np.ndarray) -> np.ndarray:
-    """A tensor (any device and dtype) as a float64 NumPy array on the host."""
-    if isinstance(t, np.ndarray):
-        return t.astype(np.float64, copy=False)
-    if on_host64(t):
-        return t.numpy()  # no copy, no dispatch: the solvers call this every iteration
-    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
 def inverse_curvature(

@@ -1,4 +1,4 @@
-"""Build a :class:`~inversekit.result.FitResult` for a least-squares problem at its solution."""
+"""Build a :class:`~inversekit.results.fit_result.FitResult` for a least-squares problem at its solution."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 from torch import Tensor
 
-from inversekit.result import FitResult
-from inversekit.uncertainty import least_squares_uncertainty
+from inversekit.results.fit_result import FitResult
+from inversekit.results.uncertainty import least_squares_uncertainty
 
 
 def least_squares_result(problem, u: Tensor, run, *, solver: str, n_fev: int) -> FitResult:

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from inversekit.linalg import host64, inverse_curvature, on_host64
+from inversekit.linalg.curvature import inverse_curvature
+from inversekit.linalg.host import host64, on_host64
 
 # Use the m x p Jacobian itself (more accurate) for the covariance below these sizes.
 _MAX_JACOBIAN_ELEMENTS = 10_000_000

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
     if args.command == "demo":
-        from inversekit.demo import run_demo
+        from inversekit.front.demo import run_demo
 
         result = run_demo(args.output, progress=False if args.no_progress else None)
         return 0 if result.success else 1

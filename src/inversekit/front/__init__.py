@@ -1,0 +1,1 @@
+"""The front layer: the command line (:mod:`.cli`) and the demo fit (:mod:`.demo`)."""

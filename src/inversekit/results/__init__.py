@@ -1,0 +1,10 @@
+"""The results layer: why a run stopped (:mod:`.status`), the result types
+(:mod:`.fit_result`, :mod:`.batched`), their statistics (:mod:`.least_squares`,
+:mod:`.uncertainty`), saving and loading (:mod:`.io`) and figures (:mod:`.plots`)."""
+
+from inversekit.results.batched import BatchedFitResult
+from inversekit.results.fit_result import FitResult
+from inversekit.results.io import load
+from inversekit.results.status import Status
+
+__all__ = ["BatchedFitResult", "FitResult", "Status", "load"]
