@@ -26,6 +26,7 @@ from torch.func import jacfwd, vmap
 from inversekit.derivatives.broadcast import CHECK_PROBLEMS
 from inversekit.errors import InputError, ModelError
 from inversekit.linalg.rows import contiguous_rows, finite_rows
+from inversekit.problem.fingerprint import fingerprint
 from inversekit.problem.model_calls import check_model_and_params, prepare_input, to_tensor
 from inversekit.problem.params import Param, Params
 
@@ -451,8 +452,9 @@ class BatchedLeastSquares:
         out.update(self.fixed_values)
         return out
 
-    def default_solver(self):
-        """The batched Levenberg–Marquardt solver (used by :func:`inversekit.fit`)."""
-        from inversekit.optimize.levenberg_marquardt.batched import BatchedLevenbergMarquardt
-
-        return BatchedLevenbergMarquardt()
+    def fingerprint(self) -> dict:
+        """The problem's identity for checkpoints (see :mod:`.fingerprint`)."""
+        fixed = [self.fixed_values[n] for n in sorted(self.fixed_values)]
+        return fingerprint(
+            "BatchedLeastSquares", self.params, self.model, self.y, self.sqrt_weights, *fixed
+        )

@@ -16,6 +16,7 @@ from inversekit.derivatives.choice import make_jacobian
 from inversekit.derivatives.point_memo import PointMemo
 from inversekit.errors import InputError, ModelError
 from inversekit.problem.evaluators import make_evaluator
+from inversekit.problem.fingerprint import fingerprint
 from inversekit.problem.model_calls import (
     call_model,
     check_model_and_params,
@@ -394,6 +395,51 @@ class LeastSquares:
         if chi2 == 0.0:
             return math.inf  # an exact fit with unknown noise: the profiled variance is zero
         return -0.5 * n * (math.log(2 * math.pi * chi2 / n) + 1.0)
+
+    # --- the scalar-problem contract: value ½ r·r, gradient Jᵀr, Gauss–Newton products ---
+    def value(self, u: Tensor) -> float:
+        """``½ chi2`` at ``u`` (the scalar a general minimiser sees)."""
+        return self.cost(u)
+
+    def gradient(self, u: Tensor) -> tuple[float, Tensor]:
+        """``(½ chi2, Jᵀr)`` at ``u`` by reverse mode, one row chunk at a time (memory
+        ``O(chunk)``, never the whole Jacobian)."""
+        total = 0.0
+        grad = torch.zeros_like(u)
+        with torch.enable_grad():
+            for rows in self.chunks:
+                x = u.detach().requires_grad_(True)
+                r = self.residual_function(rows)(x)
+                half = 0.5 * torch.dot(r, r)
+                (part,) = torch.autograd.grad(half, x)
+                total += float(half.detach())
+                grad += part
+        return total, grad
+
+    def hvp(self, u: Tensor, v: Tensor) -> Tensor:
+        """The Gauss–Newton product ``JᵀJ v`` at ``u`` (the curvature least squares uses):
+        ``J v`` by forward mode, then ``Jᵀ(J v)`` by reverse mode, chunk by chunk."""
+        out = torch.zeros_like(u)
+        for rows in self.chunks:
+            fn = self.residual_function(rows)
+            _, jv = torch.func.jvp(fn, (u.detach(),), (v,))
+            _, pullback = torch.func.vjp(fn, u.detach())
+            out += pullback(jv)[0]
+        return out
+
+    def unpack(self, u: Tensor) -> dict[str, Tensor]:
+        """Every parameter as a physical tensor at ``u`` (fixed ones at their values)."""
+        return self.params.unpack(u)
+
+    @property
+    def noise_known(self) -> bool:
+        """Whether the noise level was given (covariances absolute, else scaled)."""
+        return self.noise.known
+
+    def fingerprint(self) -> dict:
+        """The problem's identity for checkpoints (see :mod:`.fingerprint`)."""
+        noise = self.noise
+        return fingerprint("LeastSquares", self.params, self.model, self.y, noise.sigma, noise.chol)
 
     @property
     def n_data(self) -> int:

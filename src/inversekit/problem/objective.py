@@ -9,6 +9,7 @@ from torch import Tensor
 
 from inversekit.derivatives.forward import hessian_vector_product
 from inversekit.errors import InputError, ModelError
+from inversekit.problem.fingerprint import fingerprint
 from inversekit.problem.model_calls import call_model
 from inversekit.problem.params import Params
 
@@ -28,6 +29,7 @@ class Objective:
         dtype: torch.dtype = torch.float64,
         device=None,
     ):
+        self.dtype = dtype
         if not callable(loss_fn):
             raise InputError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
         if not isinstance(params, Params):
@@ -37,6 +39,7 @@ class Objective:
         if self.params.n_free == 0:
             raise InputError("no free parameters: every parameter is fixed")
         self.u0 = self.params.pack()
+        self.device = self.u0.device
         out = call_model(
             lambda p: loss_fn(p), self.params.unpack(self.u0), (), "the starting parameters"
         )
@@ -63,3 +66,14 @@ class Objective:
     def hvp(self, u: Tensor, v: Tensor) -> Tensor:
         """Hessian-vector product ``H(u) v`` of the loss in unconstrained space."""
         return hessian_vector_product(self._scalar, u, v)
+
+    def unpack(self, u: Tensor) -> dict[str, Tensor]:
+        """Every parameter as a physical tensor at ``u`` (fixed ones at their values)."""
+        return self.params.unpack(u)
+
+    def fingerprint(self) -> dict:
+        """The problem's identity for checkpoints: the loss function's name, the parameter
+        layout and the fixed values (the loss's own data are not seen)."""
+        fixed = [self.params.values[n] for n in self.params if n not in self.params.free_names]
+        return fingerprint("Objective", self.params, self.loss_fn, *fixed)
+
