@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from inversekit.linalg.curvature import batched_eigh
 from inversekit.linalg.rows import contiguous_rows, finite_rows, select_rows
 from inversekit.results.fit_result import FitResult
 from inversekit.results.status import Status
@@ -254,7 +255,7 @@ class _Uncertainty:
         p = A.shape[2]
         d = torch.diagonal(A, dim1=1, dim2=2)
         s = torch.where(d > 0, torch.rsqrt(torch.where(d > 0, d, 1.0)), 1.0)
-        eig, V = torch.linalg.eigh(A * s[:, :, None] * s[:, None, :])
+        eig, V = batched_eigh(A * s[:, :, None] * s[:, None, :])
         top = eig.amax(1, keepdim=True)
         keep = eig > p * torch.finfo(eig.dtype).eps * top
         inv_eig = torch.where(keep, 1.0 / torch.where(keep, eig, 1.0), 0.0)
