@@ -2,6 +2,7 @@
 
 python -m benchmarks list
 python -m benchmarks run nist large-lsq --sizes 1e5,1e6 --threads 1 --publish
+python -m benchmarks run nist --baseline-src ../baseline/src   # this tree vs an older one
 python -m benchmarks envs scipy nlsq          # or: envs --status
 python -m benchmarks report                   # regenerate benchmarks/RESULTS.md
 """
@@ -16,7 +17,7 @@ from datetime import datetime
 from benchmarks import envs, report
 from benchmarks.machine import machine_info, versions
 from benchmarks.registry import benchmarks
-from benchmarks.runner import RunConfig, run_benchmark
+from benchmarks.runner import RunConfig, run_benchmark, with_baseline
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,13 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sides", default="", help="comma-separated subset of sides")
     parser.add_argument(
         "--timeout", type=float, default=1800.0, help="limit per child process, s (1800)"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        default=None,
+        metavar="SRC",
+        help="also run every inversekit side with inversekit imported from the tree SRC "
+        "(e.g. a worktree's src/), as a side <side>@<commit>, compared with its own side",
     )
     parser.add_argument(
         "--publish",
@@ -64,6 +72,7 @@ def cmd_run(argv: list[str]) -> int:
     for name in args.names:
         bench = known[name]
         cases, sides, gate = bench.plan(args)
+        sides = with_baseline(sides, args.baseline_src, bench.subject)
         cfg = RunConfig(
             threads=args.threads,
             repeats=args.repeats,

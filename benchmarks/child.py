@@ -4,7 +4,8 @@ A child is started by the runner as ``python -m benchmarks.<module> TASK.json OU
 fresh process, inside the project's environment or a peer's. Its module calls
 :func:`serve` with a function that does the work and returns ``{"items": {...}}``; this
 module adds the peak resident set size (measured by the child itself), the CPU time, the
-thread settings in force and the versions of the numeric libraries, and turns an exception
+thread settings in force, the versions of the numeric libraries and the file inversekit was
+imported from (``inversekit_file``), and turns an exception
 into an ``"error"`` entry instead of a crash. Only the standard library is imported here.
 """
 
@@ -160,6 +161,9 @@ def serve(work: Callable[[dict[str, Any], Probe], dict[str, Any]]) -> None:
     out["base_rss_mb"] = probe.base_rss_mb
     out["threads"] = _thread_report(threads)
     out["versions"] = _library_versions()
+    inversekit = sys.modules.get("inversekit")
+    if inversekit is not None:  # which tree ran: the runner checks it for a baseline twin
+        out["inversekit_file"] = getattr(inversekit, "__file__", None)
     with open(out_path, "w") as fh:
         json.dump(out, fh, allow_nan=True)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,108 @@ def _env_versions(found: dict[str, str]) -> str:
     return ", ".join(f"{k} {x}" for k, x in found.items())
 
 
+BASELINE_FIGURES = ("fit_s", "first_s")
+#: more items than this in one case (nist: 38) are summarised in one row per pair and figure
+BASELINE_ROWS_MAX = 6
+
+
+def _baseline_cells(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float, float] | None:
+    """Ratio of medians and its extreme range (min/max, max/min) of two figure summaries."""
+    if not a or not b or None in (a.get("median"), b.get("median")) or not b["min"]:
+        return None
+    return a["median"] / b["median"], a["min"] / b["max"], a["max"] / b["min"]
+
+
+def _spread(stats: dict[str, Any]) -> float | None:
+    """A side's spread over its rounds: max / min - 1."""
+    return stats["max"] / stats["min"] - 1 if stats and stats.get("min") else None
+
+
+def render_baseline(run: dict[str, Any]) -> str:
+    """Current tree over a baseline tree, side by side in this run: for each twin
+    ``<side>@<rev>``, the ratio of medians ``<side>/<side>@<rev>`` per item and figure, the
+    range the ratio spans between the sides' extreme rounds (min/max to max/min), and each
+    side's own spread over its rounds; then the file inversekit was imported from per side.
+    Empty without baseline twins."""
+    twins = [(s["baseline_of"], s["name"]) for s in run["sides"] if s.get("baseline_of")]
+    if not twins:
+        return ""
+    header = [
+        "case / item",
+        "new / old",
+        "figure",
+        "ratio of medians",
+        "ratio between extreme rounds",
+        "round spread new / old (max/min − 1)",
+        "extreme range contains 1",
+    ]
+    rows = []
+    for case in run["cases"]:
+        for new, old in twins:
+            per_fig: dict[str, list[tuple[Any, ...]]] = {}
+            skipped = []
+            for key, per_side in case["items"].items():
+                r = case["ratios"].get(key, {}).get(f"{new}/{old}", {})
+                if "none" in r or new not in per_side or old not in per_side:
+                    skipped.append(f"{key}: {r.get('none', 'no result')}")
+                    continue
+                fa, fb = per_side[new]["figures"], per_side[old]["figures"]
+                for fig in BASELINE_FIGURES:
+                    cells = _baseline_cells(fa.get(fig), fb.get(fig))
+                    if cells:
+                        rounds = min(fa[fig]["n"], fb[fig]["n"])
+                        spreads = (_spread(fa[fig]), _spread(fb[fig]))
+                        per_fig.setdefault(fig, []).append((key, cells, *spreads, rounds))
+            for fig, entries in per_fig.items():
+                if len(entries) <= BASELINE_ROWS_MAX:
+                    for key, (r, lo, hi), sa, sb, n in entries:
+                        rows.append(
+                            [
+                                case["key"] if key == case["key"] else f"{case['key']} / {key}",
+                                f"{new} / {old}",
+                                fig,
+                                fmt.ratio(r),
+                                f"{fmt.ratio(lo)}–{fmt.ratio(hi)}",
+                                f"{fmt.num(sa, 2)} / {fmt.num(sb, 2)}",
+                                "– (1 round)" if n < 2 else "yes" if lo <= 1 <= hi else "**no**",
+                            ]
+                        )
+                    continue
+                ratios = [e[1][0] for e in entries]
+                several = [e for e in entries if e[4] >= 2]
+                inside = sum(e[1][1] <= 1 <= e[1][2] for e in several)
+                sa = statistics.median([e[2] for e in entries if e[2] is not None] or [0.0])
+                sb = statistics.median([e[3] for e in entries if e[3] is not None] or [0.0])
+                rows.append(
+                    [
+                        f"{case['key']}: {len(entries)} items",
+                        f"{new} / {old}",
+                        fig,
+                        f"median {fmt.ratio(statistics.median(ratios))} "
+                        f"[{fmt.ratio(min(ratios))}–{fmt.ratio(max(ratios))}]",
+                        "per item",
+                        f"median {fmt.num(sa, 2)} / {fmt.num(sb, 2)}",
+                        f"{inside} of {len(several)}" if several else "– (1 round)",
+                    ]
+                )
+            for line in skipped:
+                rows.append([f"{case['key']} / {line}", f"{new} / {old}", "", "–", "", "", ""])
+    files = []
+    for case in run["cases"][:1]:
+        for side, info in case["sides"].items():
+            if info.get("inversekit_file"):
+                files.append(f"- {side}: `{info['inversekit_file']}`")
+    return "\n".join(
+        [
+            "Current tree / baseline tree, same run, alternating fresh processes (a ratio "
+            "above 1 is a slow-down of the current tree):\n",
+            fmt.table(header, rows),
+            "\ninversekit imported from:\n",
+            *files,
+        ]
+    )
+
+
 def render_run(run: dict[str, Any]) -> str:
     """The section of ``RESULTS.md`` for one run."""
     from benchmarks.registry import benchmarks
@@ -110,6 +213,9 @@ def render_run(run: dict[str, Any]) -> str:
     if missing:
         lines += ["- sides without results:", *["  " + m for m in missing]]
     lines += ["", bench.render(run), ""]
+    baseline = render_baseline(run)
+    if baseline:
+        lines += [baseline, ""]
     notes = NOTES_DIR / f"{run['benchmark']}.md"
     if notes.exists():  # hand-written reading of the figures: targets, where the time goes
         lines += [notes.read_text().strip(), ""]

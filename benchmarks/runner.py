@@ -8,6 +8,11 @@ runner starts one fresh child per side per round, in the order A B C, A B C, ...
 as median, min and max; each side's result then goes through the benchmark's quality gate, and
 the subject (inversekit) is compared with every peer, pair by pair, only where both passed.
 A side whose environment is missing is reported as missing with the reason.
+
+Before/after: :func:`with_baseline` gives every project-interpreter side of the subject a
+twin ``<side>@<rev>`` that runs the same child adapter with an older source tree's ``src``
+first on ``PYTHONPATH``; the twin is compared with its own side (``<side>/<side>@<rev>``),
+and a child that imported inversekit from anywhere else is reported as failed.
 """
 
 from __future__ import annotations
@@ -42,6 +47,63 @@ class Side:
     module: str
     env: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: a source folder put first on ``PYTHONPATH`` (an older tree's ``src``), and the side
+    #: this one is the baseline twin of
+    pythonpath: str | None = None
+    baseline_of: str | None = None
+
+
+def tree_label(src: str | Path) -> str:
+    """A short name for the source tree ``src``: its git commit (``+dirty`` where files under
+    ``src`` differ from it), else the folder's name."""
+    src = Path(src)
+
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(
+                ["git", "-C", str(src), *args], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    rev = git("rev-parse", "--short=7", "HEAD")
+    if not rev:
+        return src.resolve().parent.name
+    return rev + ("+dirty" if git("status", "--porcelain", "--", ".") else "")
+
+
+def with_baseline(sides: list[Side], src: str | Path | None, subject: str) -> list[Side]:
+    """``sides`` with, after each project-interpreter side of ``subject`` (its name starts
+    with it), a twin ``<name>@<rev>`` that imports inversekit from the tree ``src``."""
+    if not src:
+        return sides
+    src_path = Path(src).expanduser().resolve()
+    if not (src_path / "inversekit" / "__init__.py").is_file():
+        raise FileNotFoundError(f"{src_path} holds no inversekit package (give the tree's src)")
+    label = tree_label(src_path)
+    out: list[Side] = []
+    for side in sides:
+        out.append(side)
+        if side.env is None and side.name.startswith(subject) and side.baseline_of is None:
+            out.append(
+                Side(
+                    f"{side.name}@{label}",
+                    side.module,
+                    None,
+                    dict(side.options),
+                    pythonpath=str(src_path),
+                    baseline_of=side.name,
+                )
+            )
+    return out
+
+
+def comparison_pair(side: str, sides: list[dict[str, Any]], subject: str) -> str:
+    """The ratio a table shows for ``side``: ``<base>/<side>`` for a baseline twin (the same
+    adapter on the current tree over the older one), else ``<subject>/<side>``."""
+    base = next((s.get("baseline_of") for s in sides if s["name"] == side), None)
+    return f"{base or subject}/{side}"
 
 
 @dataclass(frozen=True)
@@ -75,11 +137,15 @@ def resolve_python(side: Side) -> tuple[str | None, str]:
     return str(envs.env_python(side.env)), ""
 
 
-def child_env(threads: int, cache_dir: Path | None = None) -> dict[str, str]:
+def child_env(
+    threads: int, cache_dir: Path | None = None, src: str | None = None
+) -> dict[str, str]:
     """Environment of a child: the same explicit thread count for every library, the
     repository root on ``PYTHONPATH`` so the child can import ``benchmarks``, and, given
     ``cache_dir``, a private empty compile cache (inversekit's and inductor's), so that
-    every child's first call pays the same compilation as a new user's."""
+    every child's first call pays the same compilation as a new user's. Given ``src`` (an
+    older tree's ``src``), that folder comes first on ``PYTHONPATH``, ahead of the project
+    venv's editable install of this tree, so ``import inversekit`` finds the older code."""
     env = dict(os.environ)
     if cache_dir is not None:
         env["INVERSEKIT_CACHE"] = str(cache_dir)
@@ -88,6 +154,8 @@ def child_env(threads: int, cache_dir: Path | None = None) -> dict[str, str]:
     for var in THREAD_VARS:
         env[var] = str(threads)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    if src:
+        env["PYTHONPATH"] = str(src) + os.pathsep + env["PYTHONPATH"]
     env["JAX_PLATFORMS"] = "cpu"
     if threads == 1:
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"  # one Eigen thread per op
@@ -115,7 +183,7 @@ def run_child(
     try:
         proc = subprocess.run(
             cmd,
-            env=child_env(cfg.threads, workdir / f"{stem}.cache"),
+            env=child_env(cfg.threads, workdir / f"{stem}.cache", side.pythonpath),
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -132,6 +200,13 @@ def run_child(
         }
     out = json.loads(out_path.read_text())
     out["process_s"] = elapsed
+    if side.pythonpath and "error" not in out:
+        found = out.get("inversekit_file")
+        if not found or not Path(found).resolve().is_relative_to(Path(side.pythonpath).resolve()):
+            return {
+                "error": f"imported inversekit from {found}, not from {side.pythonpath}",
+                "process_s": elapsed,
+            }
     return out
 
 
@@ -207,6 +282,7 @@ def run_case(
         info["threads"] = outs[0]["threads"]
         info["versions"] = outs[0]["versions"]
         info["info"] = outs[0].get("info", {})
+        info["inversekit_file"] = outs[0].get("inversekit_file")
 
     items = _items(outputs, side_info, gate)
     return {
@@ -214,7 +290,12 @@ def run_case(
         "task": case.task,
         "sides": side_info,
         "items": items,
-        "ratios": _ratios(items, [s.name for s in sides], cfg.subject),
+        "ratios": _ratios(
+            items,
+            [s.name for s in sides],
+            cfg.subject,
+            [(s.baseline_of, s.name) for s in sides if s.baseline_of],
+        ),
         "loadavg_start": load_start,
         "loadavg_end": list(os.getloadavg()),
     }
@@ -255,21 +336,25 @@ def _items(
 
 
 def _ratios(
-    items: dict[str, dict[str, Any]], side_names: list[str], subject: str
+    items: dict[str, dict[str, Any]],
+    side_names: list[str],
+    subject: str,
+    extra_pairs: list[tuple[str, str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """``{item: {"subject/peer": {figure: ratio of medians} or {"none": why}}}``."""
+    """``{item: {"subject/peer": {figure: ratio of medians} or {"none": why}}}``, and the
+    same for each ``(side, baseline twin)`` of ``extra_pairs``."""
+    wanted = [(subject, peer) for peer in side_names if peer != subject]
+    wanted += [p for p in extra_pairs or [] if p not in wanted and p[0] in side_names]
     out: dict[str, dict[str, Any]] = {}
     for key, per_side in items.items():
         pairs: dict[str, Any] = {}
-        for peer in side_names:
-            if peer == subject:
-                continue
-            pair = f"{subject}/{peer}"
-            a, b = per_side.get(subject), per_side.get(peer)
+        for first, peer in wanted:
+            pair = f"{first}/{peer}"
+            a, b = per_side.get(first), per_side.get(peer)
             if a is None or b is None:
-                pairs[pair] = {"none": f"{subject if a is None else peer} has no result"}
+                pairs[pair] = {"none": f"{first if a is None else peer} has no result"}
             elif a["gate"] or b["gate"]:
-                who = subject if a["gate"] else peer
+                who = first if a["gate"] else peer
                 pairs[pair] = {"none": f"{who} failed the quality gate"}
             else:
                 pairs[pair] = {
@@ -299,7 +384,14 @@ def run_benchmark(
         "warmup": cfg.warmup,
         "subject": cfg.subject,
         "sides": [
-            {"name": s.name, "env": s.env or "project", "module": s.module, "options": s.options}
+            {
+                "name": s.name,
+                "env": s.env or "project",
+                "module": s.module,
+                "options": s.options,
+                "pythonpath": s.pythonpath,
+                "baseline_of": s.baseline_of,
+            }
             for s in sides
         ],
         "loadavg_start": load_start,

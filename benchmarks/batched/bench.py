@@ -30,7 +30,7 @@ from benchmarks import fmt
 from benchmarks.batched.problem import data_file
 from benchmarks.paths import RUNS_DIR
 from benchmarks.registry import Benchmark
-from benchmarks.runner import Case, Gate, Side
+from benchmarks.runner import Case, Gate, Side, comparison_pair
 
 CHILD = "benchmarks.batched.child"
 REFERENCE = "curve_fit-tight"
@@ -146,8 +146,10 @@ def render(run: dict[str, Any]) -> str:
             if side == subject:
                 ratio_cell = "(subject)"
             else:
-                r = case["ratios"][case["key"]].get(f"{subject}/{side}", {})
-                ratio_cell = (
+                pair = comparison_pair(side, run["sides"], subject)
+                first = pair.split("/")[0]
+                r = case["ratios"][case["key"]].get(pair, {})
+                ratio_cell = ("" if first == subject else f"{first}/this: ") + (
                     r["none"]
                     if "none" in r
                     else f"{fmt.ratio(r.get('fit_s'))} ({fmt.ratio(r.get('first_s'))})"

@@ -118,7 +118,8 @@ def work(task: dict[str, Any], probe: Probe) -> dict[str, Any]:
     quality: dict[str, Any] = {"file": str(path), "converged": int(ok.sum()), "problems": B}
     if extra is not None:
         problem, result = extra
-        quality["engine"] = f"{problem.engine_name}: {problem.engine_reason}"
+        engine = getattr(problem, "engine_name", "?")  # not public API: absent is no failure
+        quality["engine"] = f"{engine}: {getattr(problem, 'engine_reason', '?')}"
         quality["iterations_max"] = int(result.n_iter.max())
         quality["iterations_mean"] = float(result.n_iter.float().mean())
     fit_s = statistics.median(warm) if warm else t_first

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import fmt
@@ -22,7 +23,7 @@ from benchmarks.large_lsq.problem import NAMES, data_file
 from benchmarks.paths import RUNS_DIR
 from benchmarks.registry import Benchmark
 from benchmarks.roofline import multiples
-from benchmarks.runner import Case, Gate, Side
+from benchmarks.runner import Case, Gate, Side, comparison_pair
 
 CHILD = "benchmarks.large_lsq.child"
 SIDES = (
@@ -87,8 +88,10 @@ def plan(args: argparse.Namespace) -> tuple[list[Case], list[Side], Gate]:
     return cases, sides, make_gate(args.gate_rtol)
 
 
-def case_rows(case: dict[str, Any], sides: list[str], subject: str) -> list[list[str]]:
-    """One row per side for one N."""
+def case_rows(
+    case: dict[str, Any], sides: list[str], subject: str, run_sides: Sequence[dict[str, Any]] = ()
+) -> list[list[str]]:
+    """One row per side for one N (a baseline twin's ratio is over its own side)."""
     item_key = case["key"]
     per_side = case["items"].get(item_key, {})
     rows = []
@@ -107,8 +110,10 @@ def case_rows(case: dict[str, Any], sides: list[str], subject: str) -> list[list
         if side == subject:
             ratio_cell = "(subject)"
         else:
-            r = case["ratios"][item_key].get(f"{subject}/{side}", {})
-            ratio_cell = (
+            pair = comparison_pair(side, list(run_sides), subject)
+            first = pair.split("/")[0]
+            r = case["ratios"][item_key].get(pair, {})
+            ratio_cell = ("" if first == subject else f"{first}/this: ") + (
                 f"{r['none']}"
                 if "none" in r
                 else f"{fmt.ratio(r.get('fit_s'))} (first {fmt.ratio(r.get('first_s'))})"
@@ -154,7 +159,7 @@ def render(run: dict[str, Any]) -> str:
         "1 forward pass",
         "iteration ÷ 1 forward / ÷ (p+1)=12 forwards",
     ]
-    rows = [row for case in run["cases"] for row in case_rows(case, sides, subject)]
+    rows = [row for case in run["cases"] for row in case_rows(case, sides, subject, run["sides"])]
     loads = "; ".join(
         f"{case['key']}: {case['loadavg_start'][0]:.2f} → {case['loadavg_end'][0]:.2f}"
         for case in run["cases"]

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import fmt
 from benchmarks.paths import nist_dir
 from benchmarks.registry import Benchmark
 from benchmarks.roofline import multiples
-from benchmarks.runner import Case, Gate, Side
+from benchmarks.runner import Case, Gate, Side, comparison_pair
 
 CHILD = "benchmarks.nist.child"
 SIDES = (
@@ -86,13 +87,22 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def side_summary(case: dict[str, Any], side: str, subject: str) -> list[str]:
+def _description(side: str, run_sides: list[dict[str, Any]]) -> str:
+    spec = next((s for s in run_sides if s["name"] == side), {})
+    if spec.get("baseline_of"):  # a baseline twin: same adapter, an older tree
+        base = spec["baseline_of"]
+        return f"{DESCRIPTIONS.get(base, base)}; inversekit from `{spec['pythonpath']}`"
+    return DESCRIPTIONS.get(side, "")
+
+
+def side_summary(
+    case: dict[str, Any], side: str, subject: str, run_sides: Sequence[dict[str, Any]] = ()
+) -> list[str]:
     """One row of the summary table."""
     info = case["sides"][side]
+    what = _description(side, list(run_sides))
     if info["status"] != "ok":
-        return [side, DESCRIPTIONS.get(side, ""), f"**{info['status']}**: {info['reason']}"] + [
-            ""
-        ] * 9
+        return [side, what, f"**{info['status']}**: {info['reason']}"] + [""] * 9
     per_item = [(k, v[side]) for k, v in case["items"].items() if side in v]
     qs = [d["quality"] for _, d in per_item]
     passed = [(k, d) for k, d in per_item if d["gate"] is None]
@@ -109,17 +119,20 @@ def side_summary(case: dict[str, Any], side: str, subject: str) -> list[str]:
     ]
     per_fwd = _median([m["per_forward"] for m in iters if m["per_forward"] is not None])
     per_jac = _median([m["per_jacobian"] for m in iters if m["per_jacobian"] is not None])
+    pair = comparison_pair(side, list(run_sides), subject)
+    first = pair.split("/")[0]
+    prefix = "" if first == subject else f"{first}/this: "
     if side == subject:
         ratio_cell = "(subject)"
-    elif subject not in case["sides"]:
-        ratio_cell = f"– ({subject} not run)"
+    elif first not in case["sides"]:
+        ratio_cell = f"– ({first} not run)"
     else:
         ratios = [
             r["fit_s"]
-            for r in (case["ratios"][k].get(f"{subject}/{side}", {}) for k in case["items"])
+            for r in (case["ratios"][k].get(pair, {}) for k in case["items"])
             if r.get("fit_s") is not None
         ]
-        ratio_cell = (
+        ratio_cell = prefix + (
             f"{fmt.ratio(statistics.median(ratios))} [{fmt.ratio(min(ratios))}–"
             f"{fmt.ratio(max(ratios))}] ({len(ratios)})"
             if ratios
@@ -127,7 +140,7 @@ def side_summary(case: dict[str, Any], side: str, subject: str) -> list[str]:
         )
     return [
         side,
-        DESCRIPTIONS.get(side, ""),
+        what,
         f"{len(passed)}/{len(per_item)}",
         str(sum(q["lre_params"] >= 6 for q in qs)),
         str(sum(q["lre_se"] >= 6 for q in qs)),
@@ -160,7 +173,7 @@ def render(run: dict[str, Any]) -> str:
         "LM iteration ÷ 1 forward / ÷ (p+1) forwards (median)",
         "peak RSS MB",
     ]
-    out = [fmt.table(header, [side_summary(case, s, subject) for s in sides])]
+    out = [fmt.table(header, [side_summary(case, s, subject, run["sides"]) for s in sides])]
     out.append(
         "\nPer case: minimum LRE of the parameters / of the standard errors, and the median "
         "warm time per fit in ms. ✗ marks a case that misses the quality gate.\n"
