@@ -263,7 +263,7 @@ def test_broadcast_form_equals_vmap_form():
     idx = torch.arange(7)
     fast = BatchedLeastSquares(peak, template(), inputs=(X,), y=y, sigma=0.05, start=start)
     slow = BatchedLeastSquares(
-        peak, template(), inputs=(X,), y=y, sigma=0.05, start=start, jacobian="vmap"
+        peak, template(), inputs=(X,), y=y, sigma=0.05, start=start, batching="vmap"
     )
     assert fast.engine_name == "broadcast" and slow.engine_name == "vmap"
     u = fast.u0 + 0.01
@@ -299,11 +299,40 @@ def test_unknown_batched_engine_is_an_input_error():
         BatchedLeastSquares(peak, template(), inputs=(X,), y=y, jacobian="fast")
 
 
+def test_engine_options_share_the_single_problem_vocabulary():
+    from inversekit.derivatives.choice import JACOBIAN_ENGINES
+
+    y, _ = make(2)
+    with pytest.raises(ik.InputError, match="complex-step.*not available for batched"):
+        BatchedLeastSquares(peak, template(), inputs=(X,), y=y, jacobian="complex-step")
+    with pytest.raises(ik.InputError, match="batching must be one of"):
+        BatchedLeastSquares(peak, template(), inputs=(X,), y=y, batching="loop")
+    with pytest.raises(ik.InputError, match="cannot be compiled"):
+        BatchedLeastSquares(
+            peak, template(), inputs=(X,), y=y, jacobian="compiled", batching="vmap"
+        )
+    with pytest.raises(ik.InputError, match="chunk_problems must be a positive integer"):
+        BatchedLeastSquares(peak, template(), inputs=(X,), y=y, chunk_problems=0)
+    assert JACOBIAN_ENGINES == ("auto", "eager", "compiled", "complex-step")
+
+
+def test_broadcast_asked_for_a_model_that_does_not_broadcast_is_a_model_error():
+    y, start = make(3)
+
+    def summing(p, x):  # reduces over what the broadcast form makes the batch axis
+        return peak(p, x) * (1.0 + (p["a"] - p["a"].mean()))
+
+    with pytest.raises(ik.ModelError, match='batching="broadcast" was asked for'):
+        BatchedLeastSquares(
+            summing, template(), inputs=(X,), y=y, start=start, batching="broadcast"
+        )
+
+
 @pytest.mark.skipif(compile_unavailable() is not None, reason="torch.compile unavailable")
 def test_compiled_batched_engine_agrees_with_eager_and_fits_the_same():
     y, start = make(40, seed=6)
     idx = torch.arange(40)
-    kwargs = dict(inputs=(X,), y=y, sigma=0.05, start=start, chunk_size=16)
+    kwargs = dict(inputs=(X,), y=y, sigma=0.05, start=start, chunk_problems=16)
     compiled = BatchedLeastSquares(peak, template(), jacobian="compiled", **kwargs)
     eager = BatchedLeastSquares(peak, template(), jacobian="eager", **kwargs)
     assert compiled.engine_name == "broadcast-compiled", compiled.engine_reason
@@ -326,11 +355,11 @@ def test_compiled_batched_engine_agrees_with_eager_and_fits_the_same():
     torch.testing.assert_close(fit_c.x, fit_e.x, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("engine", ["vmap", "eager"])
-def test_reverse_mode_product_equals_jacobian_transpose(engine):
+@pytest.mark.parametrize("batching", ["vmap", "broadcast"])
+def test_reverse_mode_product_equals_jacobian_transpose(batching):
     y, start = make(6, seed=7)
     problem = BatchedLeastSquares(
-        peak, template(), inputs=(X,), y=y, sigma=0.05, start=start, jacobian=engine
+        peak, template(), inputs=(X,), y=y, sigma=0.05, start=start, batching=batching
     )
     idx = torch.tensor([0, 2, 5])
     u = problem.u0[idx] + 0.03
@@ -400,8 +429,8 @@ def test_stopping_tests_and_statuses_match_single_fits(jacobian):
     assert ik.Status.FTOL in result.status
 
 
-@pytest.mark.parametrize("jacobian", ["eager", "vmap"])
-def test_problems_whose_model_output_is_not_finite_at_the_start_are_reported(jacobian):
+@pytest.mark.parametrize("batching", ["auto", "vmap"])
+def test_problems_whose_model_output_is_not_finite_at_the_start_are_reported(batching):
     """Found among the first problems (checked vmapped) and among the rest (checked by the
     chosen engine): both are reported, the others solved."""
     y, start = make(20, seed=4)
@@ -413,7 +442,7 @@ def test_problems_whose_model_output_is_not_finite_at_the_start_are_reported(jac
 
     problem = BatchedLeastSquares(
         scaled, template(), inputs=(X, scale), batched_inputs=(1,), y=y, sigma=0.05,
-        start=start, jacobian=jacobian,
+        start=start, batching=batching,
     )  # fmt: skip
     bad = [2, 13]
     assert [b for b in range(20) if not problem.valid[b]] == bad

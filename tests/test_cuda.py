@@ -1,8 +1,9 @@
 """CUDA: batched linear algebra split under cuSOLVER's batch limits, and fits on the GPU
 that agree with the same fits on the CPU.
 
-Every test here is marked ``cuda`` (``pytest -m cuda`` selects them). The split itself is
-also checked on the CPU, with a small ``limit``; the rest is skipped without a GPU.
+The split itself is checked on the CPU, with a small ``limit``, in every run. The GPU
+tests are marked ``cuda``: the default run deselects them (``-m "not cuda"`` in
+``pyproject.toml``) and ``python -m pytest -m cuda`` on a CUDA machine runs them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ import inversekit as ik
 from inversekit.linalg.curvature import EIGH_BATCH_LIMIT, batched_eigh
 from inversekit.linalg.damped import batched_damped_solve
 
-pytestmark = pytest.mark.cuda
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+
+def requires_cuda(test):
+    """A GPU test: marked ``cuda`` (deselected by default) and refused without a GPU."""
+    return pytest.mark.cuda(
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")(test)
+    )
+
 
 # The size of batch reported to crash torch.linalg.eigh on an H200 (cusolverDnXsyevBatched).
 LARGE = 100_000

@@ -147,7 +147,7 @@ def test_host_evaluator_follows_an_engine_that_fell_back_by_another_route():
     problem = peak_problem()
     host = problem.evaluator()
     x = host.start() + 0.05
-    problem.jacobian._fall_back(RuntimeError("made to fail"))
+    problem.jacobian.fall_back(RuntimeError("made to fail"))
     got = host.normal_equations(x)
     want = peak_problem(jacobian="eager").evaluator().normal_equations(x.copy())
     for a, b in zip(got, want, strict=True):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import inversekit as ik
-from inversekit.problem.params import ParamSlots
+from inversekit.derivatives.param_slots import ParamSlots
 from inversekit.problem.transforms import Bijection
 
 BOUNDS = [(None, None), (0.0, None), (None, 3.0), (-2.0, 5.0), (1e-9, 1e-6)]
@@ -78,7 +78,7 @@ def test_one_operation_paths_for_unbounded_scalars_match_the_general_ones():
     general = ik.Params(
         a=1.5, b=ik.Param(-2.0, bounds=(-1e300, 1e300)), c=ik.Param(0.3, fixed=True)
     )
-    assert fast._identity and not general._identity
+    assert fast.identity and not general.identity
     u = fast.pack()
     assert torch.equal(u, torch.tensor([1.5, -2.0], dtype=torch.float64))
     assert torch.equal(fast.physical(u), u) and fast.physical(u) is not u

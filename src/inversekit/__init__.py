@@ -11,7 +11,7 @@ solve it with :func:`fit`::
 
 from inversekit import models
 from inversekit.errors import InputError, ModelError
-from inversekit.optimize import LM, IterationState, LevenbergMarquardt, Status, fit
+from inversekit.optimize import LBFGSB, LM, IterationState, LevenbergMarquardt, fit
 from inversekit.optimize.levenberg_marquardt.batched import BatchedLevenbergMarquardt, BatchedLM
 from inversekit.problem.batched import BatchedLeastSquares
 from inversekit.problem.least_squares import LeastSquares
@@ -20,12 +20,14 @@ from inversekit.problem.params import Param, Params
 from inversekit.results.batched import BatchedFitResult
 from inversekit.results.fit_result import FitResult
 from inversekit.results.io import load
+from inversekit.results.status import Status
 
 __all__ = [
     "BatchedFitResult",
     "BatchedLM",
     "BatchedLeastSquares",
     "BatchedLevenbergMarquardt",
+    "LBFGSB",
     "LM",
     "FitResult",
     "InputError",

@@ -14,6 +14,7 @@ from scipy.ndimage import map_coordinates
 from scipy.special import gammaincc, gammaincinv
 from torch.func import jacfwd
 
+from inversekit.errors import InputError
 from inversekit.models import available, image
 
 PROBLEMS = Path(__file__).resolve().parents[1] / "data" / "astrophot"
@@ -465,7 +466,7 @@ def test_missing_and_misspelt_parameters():
     with pytest.raises(KeyError, match=r"gal\.re"):
         model({**p, "gal.re": 2.0})
     assert model({**p, "noise.sigma": 2.0}).shape == (8, 8)  # other models' keys pass
-    with pytest.raises(TypeError):
+    with pytest.raises(InputError, match="image models take only the parameter dict"):
         model(p, torch.zeros(3))
 
 

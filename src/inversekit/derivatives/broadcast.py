@@ -102,7 +102,7 @@ class BroadcastForm:
     def __init__(self, problem, compiled: bool = False):
         self.problem = problem
         self.compiled = compiled
-        self.chunk = problem.chunk_size
+        self.chunk = problem.chunk_problems
         self.fns = _Functions(problem.model, problem.params, tuple(problem.y.shape[1:]))
         self.residual, self.jacobian = self.fns.residual, self.fns.jacobian
         self.normal, self.cost = self.fns.normal, self.fns.cost
@@ -156,7 +156,7 @@ class BroadcastForm:
     def args(self, idx: Tensor) -> tuple:
         """``(fixed, y, √w, *model inputs)`` of problems ``idx``."""
         fixed, y, sw, *batched = self.problem.batch_args(idx)
-        return (fixed, y, sw, *self.problem._model_args(tuple(batched)))
+        return (fixed, y, sw, *self.problem.model_args(tuple(batched)))
 
     def _kernel(self, which: int) -> Callable:
         if self._kernels is None:

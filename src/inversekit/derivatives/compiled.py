@@ -165,7 +165,7 @@ class CompiledJacobian:
         if unavailable is None and not problem.noise.diagonal:
             unavailable = "a full inverse covariance is not supported by the compiled engine"
         if unavailable is not None:
-            self._fall_back(unavailable)
+            self.fall_back(unavailable)
             return
         self._layout(chunk_rows)
 
@@ -212,7 +212,12 @@ class CompiledJacobian:
             )
             self._chunks.append((parts[0], parts[1], arrays))
 
-    def _fall_back(self, reason: str) -> None:
+    @property
+    def n_chunks(self) -> int:
+        """Row chunks the data are evaluated in (one fused kernel call each)."""
+        return len(self._chunks)
+
+    def fall_back(self, reason: str) -> None:
         self.engine_name = "eager"
         self.reason = reason
 
@@ -261,7 +266,7 @@ class CompiledJacobian:
                 self._layout(self._chunk_rows_option)  # the jacfwd kernel holds J: smaller
                 self.reason = f"compiled jacfwd kernel (one-loop kernel: {type(exc).__name__})"
                 return self._first_call(u)
-            self._fall_back(f"compilation failed ({describe(exc)})")
+            self.fall_back(f"compilation failed ({describe(exc)})")
             return None
         # A kernel is checked once per process: what could go wrong is the compilation,
         # not the data it is later given.
@@ -269,12 +274,10 @@ class CompiledJacobian:
             try:
                 mismatch = self._check_kernel(normal, u, y, sigma, arrays)
             except Exception as exc:  # noqa: BLE001 - no reference, no trust: stay eager
-                self._fall_back(f"kernel check failed ({describe(exc)})")
+                self.fall_back(f"kernel check failed ({describe(exc)})")
                 return None
             if not mismatch <= CHECK_RTOL:
-                self._fall_back(
-                    f"compiled kernel disagrees with eager AD (relative {mismatch:.2g})"
-                )
+                self.fall_back(f"compiled kernel disagrees with eager AD (relative {mismatch:.2g})")
                 return None
             _VERIFIED.add(self._key)
         return NormalEquations(A, g, float(cost))
@@ -320,7 +323,7 @@ class CompiledJacobian:
                     g += gc
                     cost_t += cc
         except Exception as exc:  # noqa: BLE001 - e.g. dynamo's recompile limit: stay eager
-            self._fall_back(f"compiled kernel failed ({describe(exc)})")
+            self.fall_back(f"compiled kernel failed ({describe(exc)})")
             return self._eager_counted("normal_equations", u)
         self.n_jev += 1
         return NormalEquations(A, g, cost + float(cost_t))
@@ -343,7 +346,7 @@ class CompiledJacobian:
                     out += geodesic(u.detach(), v.detach(), y, sigma, *arrays)
             return out
         except Exception as exc:  # noqa: BLE001 - a failed compile keeps the eager path
-            self._fall_back(f"geodesic kernel failed ({describe(exc)})")
+            self.fall_back(f"geodesic kernel failed ({describe(exc)})")
             return self.eager.geodesic_rhs(u, v)
 
     def _eager_counted(self, method: str, u: Tensor) -> NormalEquations:
@@ -389,7 +392,7 @@ def _make_kernels(model: Callable, params) -> tuple[Callable, Callable]:
 def _fused(params) -> bool:
     """Whether the one-loop kernel applies: scalar free parameters, not too many of them
     (its ``p(p+1)/2`` accumulators must stay in registers and its compile time short)."""
-    return params._all_scalar and params.n_free <= FUSED_MAX_PARAMS
+    return params.all_scalar and params.n_free <= FUSED_MAX_PARAMS
 
 
 def _make_fused_normal(model: Callable, params) -> Callable:

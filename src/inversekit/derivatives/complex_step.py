@@ -33,10 +33,10 @@ from torch import Tensor
 
 from inversekit.derivatives.compiled import param_signature, tensor_signature
 from inversekit.derivatives.forward import ChunkedJacobian, NormalEquations
+from inversekit.derivatives.param_slots import ParamSlots
 from inversekit.derivatives.point_memo import PointMemo
 from inversekit.errors import describe
 from inversekit.linalg.host import on_host64
-from inversekit.problem.params import ParamSlots
 
 STEP = 1e-20
 # Agreement with a reverse-mode product required at construction, per dtype (both are
@@ -49,7 +49,8 @@ _COMPLEX = {torch.float64: torch.complex128, torch.float32: torch.complex64}
 
 
 class ComplexStepJacobian:
-    """Complex-step engine with the :class:`~inversekit.derivatives.forward.ChunkedJacobian` interface.
+    """Complex-step engine with the interface of
+    :class:`~inversekit.derivatives.forward.ChunkedJacobian`.
 
     Attributes:
         engine_name: ``"complex-step"`` when validated, ``"eager"`` after a fall-back.
@@ -67,7 +68,7 @@ class ComplexStepJacobian:
         self.batching: str | None = None
         self.engine_name = "eager"
         self.reason = ""
-        self._last = PointMemo()  # (J, r) at the last point asked
+        self.last = PointMemo()  # (J, r) at the last point asked
         self._steps: Tensor | None = None  # h I: the imaginary parts of the p points
         self._cinputs: tuple | None = None
         self._slots: ParamSlots | None = None  # complex parameter slots, broadcast modes
@@ -134,7 +135,7 @@ class ComplexStepJacobian:
         self.batching = batching
         self.engine_name = "complex-step"
         self.reason = f"complex step {how} ({batching})"
-        self._last.put(u, (J, r))  # the solver starts here
+        self.last.put(u, (J, r))  # the solver starts here
 
     # --- evaluation -----------------------------------------------------------------
     def _complex_outputs(self, u: Tensor, batching: str) -> Tensor:
@@ -142,7 +143,7 @@ class ComplexStepJacobian:
         ``u + i h e_k``: only their imaginary parts are used, so ``y`` is never subtracted."""
         pr = self.problem
         p = u.numel()
-        if batching != "vmap" and pr.params._all_scalar:
+        if batching != "vmap" and pr.params.all_scalar:
             # each parameter a (p, 1, ...) view of one buffer whose imaginary part is h I:
             # one copy per call instead of building the points and their views
             slots = self._slots_for(p)
@@ -195,17 +196,17 @@ class ComplexStepJacobian:
         batching = batching or self.batching
         # r from the real model, not Re R: complex exp, division... round differently,
         # and g = Jᵀr should be the gradient of the very cost the solver compares
-        if self._host_batching(batching) and not u.requires_grad:
+        if self.serves_host(batching) and not u.requires_grad:
             Jt = self._host_transposed(u.numpy(), batching)
-            return torch.from_numpy(Jt).mT, self.problem._residuals_at(u)
+            return torch.from_numpy(Jt).mT, self.problem.residuals_view(u)
         with torch.inference_mode():  # R is only read, by one division
             R = self._complex_outputs(u, batching)
-        r = self.problem._residuals_at(u)
+        r = self.problem.residuals_view(u)
         sigma = self.problem.noise.sigma
         J = R.imag.mT / self.step
         return (J if sigma is None else J / sigma[:, None]), r
 
-    def _host_batching(self, batching: str) -> bool:
+    def serves_host(self, batching: str) -> bool:
         """Whether the batch can be filled and read through NumPy: float64 on the host,
         every free parameter a scalar (the broadcast modes)."""
         pr = self.problem
@@ -213,7 +214,7 @@ class ComplexStepJacobian:
             batching != "vmap"
             and pr.dtype is torch.float64
             and pr.device.type == "cpu"
-            and pr.params._all_scalar
+            and pr.params.all_scalar
         )
 
     def host_jacobian(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +223,7 @@ class ComplexStepJacobian:
         batch's first point, equal to the real model's to rounding), from one batched
         complex call whose parameters are written and whose output is read through NumPy:
         no torch operation outside the model. For a validated engine whose problem passes
-        :meth:`_host_batching` (the solvers' small-problem path)."""
+        :meth:`serves_host` (the solvers' small-problem path)."""
         R = self._host_outputs(x, self.batching)
         return self._whitened_imag(R), R[0].real
 
@@ -251,11 +252,11 @@ class ComplexStepJacobian:
         return self._sigma_np
 
     def _jacobian(self, u: Tensor) -> tuple[Tensor, Tensor]:
-        last = self._last.get(u)
+        last = self.last.get(u)
         if last is not None:
             return last
         J, r = self._evaluate(u)
-        self._last.put(u, (J, r))
+        self.last.put(u, (J, r))
         return J, r
 
     # --- the ChunkedJacobian interface ----------------------------------------------
@@ -266,7 +267,7 @@ class ComplexStepJacobian:
         try:
             J, r = self._jacobian(u)
         except Exception as exc:  # noqa: BLE001 - validated at the start, failed here
-            self._fall_back(exc)
+            self.fall_back(exc)
             return self._eager("normal_equations", u)
         self.n_jev += 1
         cost = 0.5 * float(torch.dot(r, r))  # as LeastSquares.cost, to the last bit
@@ -298,14 +299,14 @@ class ComplexStepJacobian:
         if self.engine_name != "complex-step":
             return self.eager.geodesic_rhs(u, v)
         J, r0 = self._jacobian(u)
-        r1 = self.problem._residuals_at(u + v)
+        r1 = self.problem.residuals_view(u + v)
         second = 2.0 * ((r1 - r0) - J @ v)
         scale = float(torch.maximum(r0.abs().max(), r1.abs().max()))
         if unresolved_curvature(float(second.abs().max()), scale, r0.dtype):
             return torch.zeros_like(u)
         return J.mT @ second
 
-    def _fall_back(self, exc: Exception) -> None:
+    def fall_back(self, exc: Exception) -> None:
         self.engine_name = "eager"
         self.reason = (
             f"complex step failed during the fit ({describe(exc)}); eager forward mode from then on"
@@ -366,8 +367,8 @@ def _batched_unpack(params, C: Tensor, data_dims: int) -> dict[str, Tensor]:
 
     The trailing ones let a batched scalar parameter broadcast against the data arrays.
     """
-    if params._all_scalar:  # one view and one unbind for all parameters
-        return params._from_scalars(C.reshape(*C.shape, *([1] * data_dims)).unbind(0))
+    if params.all_scalar:  # one view and one unbind for all parameters
+        return params.from_scalars(C.reshape(*C.shape, *([1] * data_dims)).unbind(0))
     values = params.unpack(C.mT)
     out = {}
     for name, value in values.items():

@@ -55,7 +55,8 @@ def jacobian(fn: Callable[[Tensor], Tensor], u: Tensor, column_block: int = COLU
 
 
 class ChunkedJacobian:
-    """Normal equations and curvature terms of a :class:`~inversekit.problem.least_squares.LeastSquares`.
+    """Normal equations and curvature terms of a least-squares problem
+    (:class:`~inversekit.LeastSquares`).
 
     Evaluations are counted in ``n_jev`` (Jacobian passes over all rows).
     """

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
+
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
@@ -45,7 +47,7 @@ def _range(lines: list[str], label: str) -> tuple[int, int]:
         m = re.search(label + r"\s*\(lines\s+(\d+)\s+to\s+(\d+)\)", line)
         if m:
             return int(m.group(1)), int(m.group(2))
-    raise ValueError(f"StRD file has no '{label}' line range in its header")
+    raise InputError(f"StRD file has no '{label}' line range in its header")
 
 
 def read_strd(path) -> StrdFile:

@@ -1,9 +1,10 @@
 """The one iteration loop every solver runs under.
 
-A solver is only its maths: ``init(problem) -> state``, ``step(problem, state) -> state``,
-``terminate(problem, state) -> Status | None`` and ``postprocess(problem, state, run)``.
-This loop owns everything around it: the iteration and wall-time budgets, the
-non-finite check, the progress bar, the user's callback, logging and statistics.
+A solver is only its maths (see :class:`~inversekit.contracts.Solver`): ``init``,
+``step`` and ``terminate`` over an explicit state. This loop owns everything around it:
+the iteration, wall-time and evaluation budgets, the non-finite check, the progress bar,
+the user's callback, logging, the cost history, checkpoints and resuming, and the result
+(the fields every solver has plus the statistics the problem defines).
 """
 
 from __future__ import annotations
@@ -13,39 +14,30 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor
 
+from inversekit.contracts import Solver
+from inversekit.errors import InputError
+from inversekit.optimize import checkpoint as ckpt
+from inversekit.results.assemble import Run, build_result
 from inversekit.results.status import Status
 
 log = logging.getLogger("inversekit")
 
-
-class SolverState(Protocol):
-    """What the loop reads from any solver's state."""
-
-    u: Tensor  # current point, unconstrained space
-    cost: float
-
-
-class Solver(Protocol):
-    """The contract of an iterative solver (see the module docstring)."""
-
-    name: str
-    max_iter: int
-    max_time: float | None
-
-    def init(self, problem) -> Any: ...
-    def step(self, problem, state) -> Any: ...
-    def terminate(self, problem, state) -> Status | None: ...
-    def postprocess(self, problem, state, run: Run) -> Any: ...
+_RESUMABLE = {Status.MAX_ITER, Status.MAX_TIME, Status.MAX_EVALS, Status.CALLBACK}
 
 
 @dataclass
 class IterationState:
-    """What a ``callback`` receives after every iteration."""
+    """What a ``callback`` receives after every iteration.
+
+    ``params`` are the physical values of every parameter (fixed ones included), unpacked
+    by the problem: ``(B, ...)`` tensors for a batched problem. ``cost`` is the sum over a
+    batch's running problems.
+    """
 
     iteration: int
     cost: float
@@ -54,17 +46,13 @@ class IterationState:
     solver_state: Any
 
 
-@dataclass
-class Run:
-    """Statistics the loop gathered: status, iterations, wall time, cost history.
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often the loop writes checkpoints (``every`` iterations, and at the
+    end of the run)."""
 
-    ``time`` covers the iterations; the result's own ``time`` adds the post-processing.
-    """
-
-    status: Status
-    n_iter: int
-    time: float
-    history: list[float] = field(default_factory=list)
+    path: str
+    every: int = 1
 
 
 def _progress_bar(enabled: bool | None, total: int, name: str):
@@ -77,59 +65,109 @@ def _progress_bar(enabled: bool | None, total: int, name: str):
     return tqdm(total=total, desc=name, unit="it", leave=False)
 
 
+def _budget_status(solver: Solver, state, n_iter: int, elapsed: float) -> Status | None:
+    if n_iter >= solver.max_iter:
+        return Status.MAX_ITER
+    if solver.max_time is not None and elapsed > solver.max_time:
+        return Status.MAX_TIME
+    if solver.max_evals is not None and solver.n_evals(state) >= solver.max_evals:
+        return Status.MAX_EVALS
+    return None
+
+
 def iterate(
     problem,
     solver: Solver,
     *,
     callback: Callable[[IterationState], bool | None] | None = None,
     progress: bool | None = None,
+    checkpoint: Checkpointing | None = None,
+    resume: str | None = None,
 ):
     """Run ``solver`` on ``problem`` until it terminates or a budget is used up.
 
     ``callback(state)`` is called after every iteration; returning ``True`` stops the run
     with :attr:`Status.CALLBACK`. ``progress`` shows a tqdm bar (default: only when stderr
-    is a terminal). Returns whatever ``solver.postprocess`` builds (a result object).
+    is a terminal). With ``checkpoint`` the solver's state is written every
+    ``checkpoint.every`` iterations and at the end; ``resume`` continues the run saved in
+    that file (the same problem and solver) exactly where it stopped.
     """
     start = time.perf_counter()
-    state = solver.init(problem)
-    history = [state.cost]
+    fingerprint = problem.fingerprint() if checkpoint or resume else None
+    if resume is not None:
+        saved = ckpt.read(resume, solver=solver.name, problem=fingerprint)
+        state = solver.restore(problem, saved.state)
+        n_iter, history, before = saved.n_iter, saved.history, saved.elapsed
+        # a run stopped by a budget or the callback continues (with this solver's budgets);
+        # one that converged or failed is over
+        status = None if saved.status is None else Status[saved.status]
+        if status in _RESUMABLE:
+            status = None
+        log.info("%s resumed from %s at iteration %d", solver.name, resume, n_iter)
+    else:
+        state = solver.init(problem)
+        n_iter, history, before = 0, [solver.cost(state)], 0.0
+        status = None if math.isfinite(history[0]) else Status.NONFINITE
+
+    def elapsed() -> float:
+        return before + time.perf_counter() - start
+
+    def save() -> None:
+        ck = ckpt.Checkpoint(
+            solver=solver.name,
+            problem=fingerprint,
+            state=dict(solver.save(state)),
+            n_iter=n_iter,
+            elapsed=elapsed(),
+            history=history,
+            status=None if status is None else status.name,
+        )
+        ckpt.write(checkpoint.path, ck)
+
     bar = _progress_bar(progress, solver.max_iter, solver.name)
-    n_iter = 0
-    status = None if math.isfinite(state.cost) else Status.NONFINITE
     try:
         while status is None:
-            if n_iter >= solver.max_iter:
-                status = Status.MAX_ITER
-                break
-            if solver.max_time is not None and time.perf_counter() - start > solver.max_time:
-                status = Status.MAX_TIME
+            status = _budget_status(solver, state, n_iter, elapsed())
+            if status is not None:
                 break
             state = solver.step(problem, state)
             n_iter += 1
-            history.append(state.cost)
-            log.debug("%s iteration %d: cost %.17g", solver.name, n_iter, state.cost)
+            cost = solver.cost(state)
+            history.append(cost)
+            log.debug("%s iteration %d: cost %.17g", solver.name, n_iter, cost)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(cost=f"{state.cost:.6g}")
-            if not math.isfinite(state.cost):
+                bar.set_postfix(cost=f"{cost:.6g}")
+            if not math.isfinite(cost):
                 status = Status.NONFINITE
                 break
             status = solver.terminate(problem, state)
             if status is None and callback is not None:
-                info = IterationState(
-                    n_iter,
-                    state.cost,
-                    problem.params.unpack(state.u),
-                    time.perf_counter() - start,
-                    state,
-                )
+                point = solver.point(problem, state)
+                info = IterationState(n_iter, cost, problem.unpack(point), elapsed(), state)
                 if callback(info):
                     status = Status.CALLBACK
+            if status is None and checkpoint is not None and n_iter % checkpoint.every == 0:
+                save()
     finally:
         if bar is not None:
             bar.close()
-    run = Run(status, n_iter, time.perf_counter() - start, history)
+    if checkpoint is not None:
+        save()  # the finished run: resuming it gives the result without iterating
+    run = Run(status, n_iter, elapsed(), history)
     log.info("%s finished after %d iterations: %s", solver.name, n_iter, status.value)
-    result = solver.postprocess(problem, state, run)
-    result.time = time.perf_counter() - start  # include the uncertainty computation
+    result = build_result(problem, solver.summary(problem, state), run, solver.name)
+    result.time = elapsed()  # include the statistics (covariance) in the time
     return result
+
+
+def checkpointing(path, every) -> Checkpointing | None:
+    """The checkpoint settings of :func:`~inversekit.fit`, checked."""
+    if path is None:
+        if every is not None:
+            raise InputError("checkpoint_every was given without checkpoint (a file path)")
+        return None
+    every = 1 if every is None else every
+    if not (isinstance(every, int) and every >= 1):
+        raise InputError(f"checkpoint_every must be a positive integer, got {every!r}")
+    return Checkpointing(str(path), every)

@@ -32,9 +32,10 @@ from inversekit.problem.params import Param, Params
 
 Model = Callable[..., Tensor]
 
-BATCHED_ENGINES = ("auto", "eager", "vmap", "compiled")
+# How a chunk of problems shares model calls (the ``batching`` option).
+BATCHINGS = ("auto", "broadcast", "vmap")
 
-# Data points per vectorised pass when chunk_size is not given: one pass's forward-mode
+# Data points per vectorised pass when chunk_problems is not given: one pass's forward-mode
 # intermediates (points x (p + 1) doubles) then stay within the CPU's L2/L3 cache.
 CHUNK_POINTS = 2**16
 
@@ -61,17 +62,21 @@ class BatchedLeastSquares:
             out-of-bounds rows: those problems are reported as failed, not raised.
         batched_inputs: indices into ``inputs`` of arrays with a leading ``B`` dimension
             (one per problem, e.g. per-star pixel coordinates).
-        chunk_size: problems per vectorised pass. Passes over a few tens of thousands of
-            data points stay in cache and are several times faster than one pass over a
+        chunk_problems: problems per vectorised pass. Passes over a few tens of thousands
+            of data points stay in cache and are several times faster than one pass over a
             huge batch; ``None`` picks about ``CHUNK_POINTS`` data points per pass.
         dtype: floating dtype (float64 by default).
-        jacobian: how the problems are evaluated (see :mod:`inversekit.derivatives.broadcast`):
-            ``"vmap"`` (the model mapped over problems: works for any vmap-compatible
-            model), ``"eager"`` (broadcast form: one call for a chunk of problems, when
-            every parameter is a scalar and the model broadcasts; otherwise vmap),
-            ``"compiled"`` (the broadcast form ``torch.compile``'d) or ``"auto"`` (eager,
-            compiled from ``B·n·p`` = 1e7). ``engine_name`` and ``engine_reason`` say
-            which ran and why.
+        jacobian: the derivative engine, the option of :class:`~inversekit.LeastSquares`
+            with the same values: ``"eager"`` (forward-mode AD), ``"compiled"`` (the
+            broadcast form ``torch.compile``'d: residuals, Jacobian and ``JᵀJ`` fused) or
+            ``"auto"`` (eager, compiled from ``B·n·p`` = 1e7). ``"complex-step"`` is not
+            available for batched problems and is refused.
+        batching: how a chunk of problems shares model calls (see
+            :mod:`inversekit.derivatives.broadcast`): ``"broadcast"`` (one call for the
+            chunk, every scalar parameter a ``(k, 1)`` tensor; needs a model that
+            broadcasts), ``"vmap"`` (the model mapped over problems: any vmap-compatible
+            model) or ``"auto"`` (broadcast when it checks out against vmap, else vmap).
+            ``engine_name`` and ``engine_reason`` say which ran and why.
     """
 
     def __init__(
@@ -85,9 +90,10 @@ class BatchedLeastSquares:
         weights=None,
         start: Mapping[str, Tensor] | None = None,
         batched_inputs: Sequence[int] = (),
-        chunk_size: int | None = None,
+        chunk_problems: int | None = None,
         dtype: torch.dtype = torch.float64,
         jacobian: str = "auto",
+        batching: str = "auto",
     ):
         check_model_and_params(model, params)
         if y is None:
@@ -102,15 +108,17 @@ class BatchedLeastSquares:
         self.dtype, self.device = dtype, y.device
         self.batch_size = B = y.shape[0]
         per_problem = max(1, y[0].numel())
-        self.chunk_size = chunk_size or max(1, CHUNK_POINTS // per_problem)
-        if self.chunk_size < 1:
-            raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
+        if chunk_problems is not None and not (
+            isinstance(chunk_problems, int) and chunk_problems >= 1
+        ):
+            raise InputError(f"chunk_problems must be a positive integer, got {chunk_problems!r}")
+        self.chunk_problems = chunk_problems or max(1, CHUNK_POINTS // per_problem)
         self.notes: list[str | None] = [None] * B
         self._setup_params(params, start)
         self._setup_data(y, sigma, weights)
         self._setup_inputs(inputs, batched_inputs)
         unchecked = self._check_model()
-        self._choose_engine(jacobian)
+        self._choose_engine(jacobian, batching)
         self._check_outputs(unchecked)
 
     # --- validation -----------------------------------------------------------------
@@ -298,15 +306,25 @@ class BatchedLeastSquares:
             for b in idx[bad].tolist():
                 self._invalidate(b, "the model output at the start is non-finite")
 
-    def _choose_engine(self, option: str) -> None:
+    def _choose_engine(self, option: str, batching: str) -> None:
         from inversekit.derivatives.broadcast import BroadcastForm
-        from inversekit.derivatives.choice import AUTO_COMPILE_MIN_WORK
+        from inversekit.derivatives.choice import AUTO_COMPILE_MIN_WORK, JACOBIAN_ENGINES
 
-        if option not in BATCHED_ENGINES:
-            raise InputError(f"jacobian must be one of {BATCHED_ENGINES}, got {option!r}")
+        if option not in JACOBIAN_ENGINES:
+            raise InputError(f"jacobian must be one of {JACOBIAN_ENGINES}, got {option!r}")
+        if option == "complex-step":
+            raise InputError(
+                'jacobian="complex-step" is not available for batched problems; use "eager", '
+                '"compiled" or "auto"'
+            )
+        if batching not in BATCHINGS:
+            raise InputError(f"batching must be one of {BATCHINGS}, got {batching!r}")
+        if option == "compiled" and batching == "vmap":
+            raise InputError('jacobian="compiled" compiles the broadcast form; batching="vmap" '
+                             "cannot be compiled")  # fmt: skip
         self.form: BroadcastForm | None = None
         self.engine_name, self.engine_reason = "vmap", "requested"
-        if option == "vmap":
+        if batching == "vmap":
             return
         work = self.batch_size * self.y[0].numel() * self.params.n_free
         compiled = option == "compiled" or (option == "auto" and work >= AUTO_COMPILE_MIN_WORK)
@@ -324,6 +342,8 @@ class BatchedLeastSquares:
             self.engine_reason = f"{why}; "
             why = form.check(self.valid_indices(), self._vmap_residuals)
         if why is not None:
+            if batching == "broadcast":
+                raise ModelError(f'batching="broadcast" was asked for, but {why}')
             self.engine_reason = f"{self.engine_reason if compiled else ''}{why}; vmap"
             return
         self.form = form
@@ -358,7 +378,7 @@ class BatchedLeastSquares:
     def _map(self, fn, u: Tensor, args: tuple, *extra: Tensor):
         """``fn(u_b, *extra_b, *args_b)`` for every problem of the subset, vectorised."""
         dims = (0,) * (1 + len(extra)) + self._in_dims()[1:]
-        return vmap(fn, in_dims=dims, chunk_size=self.chunk_size)(u, *extra, *args)
+        return vmap(fn, in_dims=dims, chunk_size=self.chunk_problems)(u, *extra, *args)
 
     def _unpack(self, u: Tensor, fixed: dict[str, Tensor]) -> dict[str, Tensor]:
         """One problem's physical parameter dict from its unconstrained vector ``u``."""
@@ -372,12 +392,12 @@ class BatchedLeastSquares:
                 out[n] = self.params.bijections[n].forward(piece).reshape(shape)
         return out
 
-    def _model_args(self, batched: tuple) -> tuple:
+    def model_args(self, batched: tuple) -> tuple:
         it = iter(batched)
         return tuple(next(it) if i in self.batched_inputs else v for i, v in enumerate(self.inputs))
 
     def _forward(self, u, fixed, y, sw, *batched) -> Tensor:
-        return self.model(self._unpack(u, fixed), *self._model_args(batched))
+        return self.model(self._unpack(u, fixed), *self.model_args(batched))
 
     def _residual(self, u, fixed, y, sw, *batched) -> Tensor:
         """One problem's whitened residuals ``√w (f - y)``, flat."""

@@ -2,11 +2,12 @@
 
 LM's own algebra is ``p``-sized (the point, the step, ``A = JᵀWJ``, ``g = JᵀWr``, the
 scale), so it runs in float64 NumPy on the host whatever the problem's dtype and device.
-An evaluator answers its questions about a point ``x`` (a float64 NumPy vector in the
-unconstrained space): the cost ``½ r·r``, the normal equations ``(A, g, cost)`` and the
-right-hand side of geodesic acceleration.
+An evaluator answers its questions about a point ``uh`` (the unconstrained point ``u`` as
+a float64 NumPy vector on the host; ``x`` is kept for physical values everywhere): the
+cost ``½ r·r``, the normal equations ``(A, g, cost)`` and the right-hand side of geodesic
+acceleration.
 
-- :class:`TensorEvaluator` serves any :class:`~inversekit.LeastSquares`: ``x`` becomes a
+- :class:`TensorEvaluator` serves any :class:`~inversekit.LeastSquares`: ``uh`` becomes a
   tensor of the problem's dtype on its device (a view, for float64 on the host) and the
   problem's own methods and derivative engine do the work.
 - :class:`HostEvaluator` serves the small problems where per-operation overhead is the
@@ -52,40 +53,43 @@ class TensorEvaluator:
         self.data_norm = problem.data_norm
         self.eps = torch.finfo(problem.dtype).eps  # the rounding of residuals and cost
         self.speculative = bool(getattr(problem.jacobian, "speculative", False))
-        self._x: np.ndarray | None = None
+        self._uh: np.ndarray | None = None
         self._u: Tensor | None = None
 
     def start(self) -> np.ndarray:
         """The problem's starting point as a new float64 host array."""
         return host64(self.problem.u0).copy()
 
-    def point(self, x: np.ndarray) -> Tensor:
-        """``x`` as the problem's tensor (the same tensor for the same array, so that the
+    def point(self, uh: np.ndarray) -> Tensor:
+        """``uh`` as the problem's tensor (the same tensor for the same array, so that the
         problem's one-point memos hit by identity)."""
-        if x is not self._x:
-            self._x = x
-            self._u = torch.from_numpy(x).to(dtype=self.problem.dtype, device=self.problem.device)
+        if uh is not self._uh:
+            self._uh = uh
+            self._u = torch.from_numpy(uh).to(dtype=self.problem.dtype, device=self.problem.device)
         return self._u
 
-    def result_point(self, x: np.ndarray) -> Tensor:
+    def result_point(self, uh: np.ndarray) -> Tensor:
         """The point handed to the result (what the problem knows there is already in it)."""
-        return self.point(x)
+        return self.point(uh)
 
-    def cost(self, x: np.ndarray) -> float:
-        return self.problem.cost(self.point(x))
+    def cost(self, uh: np.ndarray) -> float:
+        return self.problem.cost(self.point(uh))
 
-    def normal_equations(self, x: np.ndarray) -> HostNormalEquations:
-        ne = self.problem.normal_equations(self.point(x))
+    def normal_equations(self, uh: np.ndarray) -> HostNormalEquations:
+        ne = self.problem.normal_equations(self.point(uh))
         return host64(ne.A), host64(ne.g), ne.cost
 
-    def geodesic_rhs(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """``Jᵀ r''(x)[v, v]`` (see the engines' ``geodesic_rhs``)."""
-        u = self.point(x)
+    def geodesic_rhs(self, uh: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``Jᵀ r''(uh)[v, v]`` (see the engines' ``geodesic_rhs``)."""
+        u = self.point(uh)
         return host64(self.problem.jacobian.geodesic_rhs(u, torch.from_numpy(v).to(u)))
 
-    def previous_jacobian_times(self, x_old: np.ndarray, x_new: np.ndarray) -> None:
-        """``J(x_old)ᵀ r(x_new)``: not kept here (the engines hold no Jacobian)."""
+    def previous_jacobian_times(self, uh_old: np.ndarray, uh_new: np.ndarray) -> None:
+        """``J(uh_old)ᵀ r(uh_new)``: not kept here (the engines hold no Jacobian)."""
         return None
+
+    def resume_at(self, uh: np.ndarray, normal_equations: HostNormalEquations) -> None:
+        """A run resumes at ``uh`` with these normal equations: nothing is kept here."""
 
 
 class HostEvaluator:
@@ -107,7 +111,7 @@ class HostEvaluator:
         return (
             isinstance(engine, ComplexStepJacobian)
             and engine.engine_name == "complex-step"
-            and engine._host_batching(engine.batching)
+            and engine.serves_host(engine.batching)
             and problem.chunks == [None]
             and problem.noise.diagonal
         )
@@ -117,7 +121,7 @@ class HostEvaluator:
         self.data_norm = problem.data_norm
         self.eps = float(np.finfo(np.float64).eps)
         self.engine: ComplexStepJacobian = problem.jacobian
-        self._slots = problem._host_slots()
+        self._slots = problem.host_slots()
         self._y = problem.y.reshape(-1).numpy()
         sigma = problem.noise.sigma
         self._sigma = None if sigma is None else sigma.numpy()
@@ -130,127 +134,139 @@ class HostEvaluator:
         """The starting point; the Jacobian the engine computed there when it validated
         itself is taken over, so the solver's first normal equations cost no model call."""
         pr = self.problem
-        x = pr.u0.numpy().copy()
-        known = self.engine._last.get(pr.u0)
+        uh = pr.u0.numpy().copy()
+        known = self.engine.last.get(pr.u0)
         if known is not None:
             J, r = known
-            self._keep_jacobian(x, J.mT.numpy(), r.numpy())
-        return x
+            self._keep_jacobian(uh, J.mT.numpy(), r.numpy())
+        return uh
 
-    def point(self, x: np.ndarray) -> Tensor:
-        return torch.from_numpy(x)
+    def point(self, uh: np.ndarray) -> Tensor:
+        return torch.from_numpy(uh)
 
-    def result_point(self, x: np.ndarray) -> Tensor:
-        """``x`` as a tensor, with the residuals and Jacobian known there handed to the
+    def result_point(self, uh: np.ndarray) -> Tensor:
+        """``uh`` as a tensor, with the residuals and Jacobian known there handed to the
         problem: the result's cost and covariance then need no model call."""
-        u = torch.from_numpy(x)
-        known = self._ne_at.get(x)
+        u = torch.from_numpy(uh)
+        known = self._ne_at.get(uh)
         if known is not None and self._fallback is None:
             _, Jt, r = known
             r_t = torch.from_numpy(r)
-            self.problem._memo.put(u, r_t)
-            self.engine._last.put(u, (torch.from_numpy(Jt).mT, r_t))
+            self.problem.remember_residuals(u, r_t)
+            self.engine.last.put(u, (torch.from_numpy(Jt).mT, r_t))
         return u
 
+    def resume_at(self, uh: np.ndarray, normal_equations: HostNormalEquations) -> None:
+        """A run resumes at ``uh`` whose normal equations (from the checkpoint) are known:
+        the Jacobian there is formed again, as the uninterrupted run still held it (the
+        secant update of the next accepted step reads ``J(uh)ᵀ r(uh_new)``)."""
+        if self._fallback is not None or self.engine.engine_name != "complex-step":
+            return
+        Jt, f = self.engine.host_jacobian(uh)
+        r, _ = self._whitened(f, uh)
+        self.engine.n_jev += 1
+        self._ne_at.put(uh, (normal_equations, Jt, r))
+        self._r_at.put(uh, (r, normal_equations[2]))
+
     # --- what the solver asks -------------------------------------------------------
-    def residuals(self, x: np.ndarray) -> np.ndarray:
-        """Whitened residuals at ``x`` (read only: the evaluator keeps them)."""
-        return self._residuals_and_cost(x)[0]
+    def residuals(self, uh: np.ndarray) -> np.ndarray:
+        """Whitened residuals at ``uh`` (read only: the evaluator keeps them)."""
+        return self._residuals_and_cost(uh)[0]
 
-    def cost(self, x: np.ndarray) -> float:
+    def cost(self, uh: np.ndarray) -> float:
         if self._fallback is not None:
-            return self._fallback.cost(x)
-        return self._residuals_and_cost(x)[1]
+            return self._fallback.cost(uh)
+        return self._residuals_and_cost(uh)[1]
 
-    def normal_equations(self, x: np.ndarray) -> HostNormalEquations:
+    def normal_equations(self, uh: np.ndarray) -> HostNormalEquations:
         if self._fallback is None and self.engine.engine_name != "complex-step":
             self._fallback = TensorEvaluator(self.problem)  # fell back by another route
         if self._fallback is not None:
-            return self._fallback.normal_equations(x)
-        known = self._ne_at.get(x)
+            return self._fallback.normal_equations(uh)
+        known = self._ne_at.get(uh)
         if known is not None:
             return known[0]
         try:
-            Jt, f = self.engine.host_jacobian(x)
+            Jt, f = self.engine.host_jacobian(uh)
         except Exception as exc:  # noqa: BLE001 - validated at the start, failed here
-            self.engine._fall_back(exc)
+            self.engine.fall_back(exc)
             self._fallback = TensorEvaluator(self.problem)
-            return self._fallback.normal_equations(x)
+            return self._fallback.normal_equations(uh)
         # The residuals of the real model when the solver asked for the cost here first
         # (g = Jᵀr is then the gradient of the very cost it compared); otherwise (a trial
         # taken below the cost's resolution) from the batch's real part, equal to rounding:
         # one model call instead of two.
-        r, cost = self._r_at.get(x) or self._whitened(f, x)
-        return self._keep_jacobian(x, Jt, r, cost)
+        r, cost = self._r_at.get(uh) or self._whitened(f, uh)
+        return self._keep_jacobian(uh, Jt, r, cost)
 
-    def geodesic_rhs(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def geodesic_rhs(self, uh: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``Jᵀ r''[v, v]`` by the finite difference of
-        :meth:`ComplexStepJacobian.geodesic_rhs`, from the residuals at ``x + v`` (the
+        :meth:`ComplexStepJacobian.geodesic_rhs`, from the residuals at ``uh + v`` (the
         plain step, just evaluated: no model call)."""
-        self.normal_equations(x)
+        self.normal_equations(uh)
         if self._fallback is not None:  # set before, or by that call
-            return self._fallback.geodesic_rhs(x, v)
-        _, Jt, r0 = self._ne_at.get(x)
-        r1 = self.residuals(x + v)
+            return self._fallback.geodesic_rhs(uh, v)
+        _, Jt, r0 = self._ne_at.get(uh)
+        r1 = self.residuals(uh + v)
         with np.errstate(all="ignore"):
             second = 2.0 * ((r1 - r0) - Jt.T @ v)
             scale = max(float(np.abs(r0).max()), float(np.abs(r1).max()))
             if unresolved_curvature(float(np.abs(second).max()), scale, r0.dtype):
-                return np.zeros_like(x)
+                return np.zeros_like(uh)
             return Jt @ second
 
-    def previous_jacobian_times(self, x_old: np.ndarray, x_new: np.ndarray):
-        """``J(x_old)ᵀ r(x_new)`` when both are at hand (the Jacobian at one of the last two
+    def previous_jacobian_times(self, uh_old: np.ndarray, uh_new: np.ndarray):
+        """``J(uh_old)ᵀ r(uh_new)`` when both are at hand (the Jacobian at one of the last two
         points whose normal equations were formed, the residuals at the last point
         evaluated), else ``None``: the secant term's exact target needs it."""
-        known = self._ne_at.get(x_old) or self._ne_before.get(x_old)
-        residuals = self._r_at.get(x_new)
+        known = self._ne_at.get(uh_old) or self._ne_before.get(uh_old)
+        residuals = self._r_at.get(uh_new)
         if known is None or residuals is None or self._fallback is not None:
             return None
         return known[1].dot(residuals[0])
 
     # --- evaluation -----------------------------------------------------------------
-    def _residuals_and_cost(self, x: np.ndarray) -> tuple[np.ndarray, float]:
-        known = self._r_at.get(x)
+    def _residuals_and_cost(self, uh: np.ndarray) -> tuple[np.ndarray, float]:
+        known = self._r_at.get(uh)
         if known is not None:
             return known
         pr = self.problem
-        values = self._slots.fill_host(x)
+        values = self._slots.fill_host(uh)
         with torch.inference_mode():
             f = pr.model(values, *pr.inputs)
         if f.requires_grad:  # a constant the model returned, not computed here
             f = f.detach()
-        return self._whitened(f.numpy().reshape(-1), x)
+        return self._whitened(f.numpy().reshape(-1), uh)
 
-    def _whitened(self, f: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
-        """Residuals ``(f - y)/σ`` and cost from the model output ``f`` (flat) at ``x``,
-        remembered for ``x``."""
+    def _whitened(self, f: np.ndarray, uh: np.ndarray) -> tuple[np.ndarray, float]:
+        """Residuals ``(f - y)/σ`` and cost from the model output ``f`` (flat) at ``uh``,
+        remembered for ``uh``."""
         # quietly, like torch: a non-finite cost is the solver's to reject
         with np.errstate(all="ignore"):
             r = f - self._y
             if self._sigma is not None:
                 r /= self._sigma
             out = (r, 0.5 * float(r.dot(r)))  # ndarray.dot: the cheapest call into BLAS
-        self._r_at.put(x, out)
+        self._r_at.put(uh, out)
         return out
 
-    def _keep_jacobian(self, x: np.ndarray, Jt: np.ndarray, r: np.ndarray, cost=None):
-        """Form and remember the normal equations from ``Jᵀ`` and ``r`` at ``x``."""
+    def _keep_jacobian(self, uh: np.ndarray, Jt: np.ndarray, r: np.ndarray, cost=None):
+        """Form and remember the normal equations from ``Jᵀ`` and ``r`` at ``uh``."""
         if cost is None:
             cost = 0.5 * float(r.dot(r))
-            self._r_at.put(x, (r, cost))
+            self._r_at.put(uh, (r, cost))
         # Jt Jtᵀ is a symmetric rank-k update in NumPy (syrk): exactly symmetric
         with np.errstate(all="ignore"):
             ne = (Jt.dot(Jt.T), Jt.dot(r), cost)
         self.engine.n_jev += 1
         self._ne_before.put_from(self._ne_at)
-        self._ne_at.put(x, (ne, Jt, r))
+        self._ne_at.put(uh, (ne, Jt, r))
         return ne
 
 
 class _LastPoint:
     """The value computed at the last point (a float64 array) asked, found again for any
-    array holding the same bytes (the solver's points are new arrays, ``x + δ``, and a
+    array holding the same bytes (the solver's points are new arrays, ``uh + δ``, and a
     byte comparison of a few numbers costs less than a NumPy call)."""
 
     __slots__ = ("key", "value")
@@ -259,11 +275,11 @@ class _LastPoint:
         self.key: bytes | None = None
         self.value = None
 
-    def get(self, x: np.ndarray):
-        return self.value if x.tobytes() == self.key else None
+    def get(self, uh: np.ndarray):
+        return self.value if uh.tobytes() == self.key else None
 
-    def put(self, x: np.ndarray, value) -> None:
-        self.key, self.value = x.tobytes(), value
+    def put(self, uh: np.ndarray, value) -> None:
+        self.key, self.value = uh.tobytes(), value
 
     def put_from(self, other: _LastPoint) -> None:
         """Take over what ``other`` holds."""

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from inversekit.derivatives.choice import make_jacobian
+from inversekit.derivatives.param_slots import ParamSlots
 from inversekit.derivatives.point_memo import PointMemo
 from inversekit.errors import InputError, ModelError
 from inversekit.problem.evaluators import make_evaluator
@@ -24,7 +25,7 @@ from inversekit.problem.model_calls import (
     to_tensor,
 )
 from inversekit.problem.noise import GaussianNoise, first_where, make_noise, not_finite
-from inversekit.problem.params import Params, ParamSlots
+from inversekit.problem.params import Params
 
 Model = Callable[..., Tensor]
 
@@ -130,7 +131,7 @@ class LeastSquares:
             self._evaluator = make_evaluator(self)
         return self._evaluator
 
-    def _host_slots(self) -> ParamSlots:
+    def host_slots(self) -> ParamSlots:
         """The parameter slots of the solvers' real model calls (scalar parameters)."""
         if self._slots is None:
             raise ValueError("parameter slots need every free parameter to be a scalar")
@@ -303,7 +304,7 @@ class LeastSquares:
         refilled in place when every free parameter is a scalar (see
         :class:`~inversekit.problem.params.ParamSlots`), ``params.unpack`` otherwise."""
         params = self.params
-        if not params._all_scalar:
+        if not params.all_scalar:
             return params.unpack
         with torch.inference_mode(False):  # a normal tensor, writable in and out of it
             buffer = torch.empty(params.n_free, dtype=self.dtype, device=self.device)
@@ -323,9 +324,9 @@ class LeastSquares:
         u = self.u0 if u is None else u
         if len(self._chunk_residuals) == 1:
             return self._memoised_residuals(u).clone()
-        return self._residuals_at(u)
+        return self.residuals_view(u)
 
-    def _residuals_at(self, u: Tensor) -> Tensor:
+    def residuals_view(self, u: Tensor) -> Tensor:
         """As :meth:`residuals`, but possibly the memoised tensor itself (read only)."""
         if len(self._chunk_residuals) == 1:
             return self._memoised_residuals(u)
@@ -351,6 +352,12 @@ class LeastSquares:
         self._cost_memo.put(u, total)
         return total
 
+    def remember_residuals(self, u: Tensor, r: Tensor) -> None:
+        """Take the whitened residuals ``r`` at ``u`` as known (an evaluator that computed
+        them its own way hands them over; unchunked problems only)."""
+        if len(self._chunk_residuals) == 1:
+            self._memo.put(u, r)
+
     def _memoised_residuals(self, u: Tensor) -> Tensor:
         """Residuals of an unchunked problem, remembered for the last point asked.
 
@@ -371,7 +378,8 @@ class LeastSquares:
         return 2.0 * self.cost(u)
 
     def normal_equations(self, u: Tensor):
-        """``(JᵀWJ, JᵀWr, cost)`` at ``u``; see :class:`~inversekit.derivatives.forward.ChunkedJacobian`.
+        """``(JᵀWJ, JᵀWr, cost)`` at ``u``; see
+        :class:`~inversekit.derivatives.forward.ChunkedJacobian`.
 
         Remembered for the last point asked: the uncertainty step at the solution reuses
         the solver's last pass instead of making one more over all the data.

@@ -76,4 +76,3 @@ class Objective:
         layout and the fixed values (the loss's own data are not seen)."""
         fixed = [self.params.values[n] for n in self.params if n not in self.params.free_names]
         return fingerprint("Objective", self.params, self.loss_fn, *fixed)
-

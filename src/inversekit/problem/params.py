@@ -140,7 +140,7 @@ class Params(Mapping):
             self.slices[n] = slice(start, start + size)
             start += size
         self.n_free = start
-        self._all_scalar = all(self.values[n].dim() == 0 for n in self.free_names)
+        self.all_scalar = all(self.values[n].dim() == 0 for n in self.free_names)
         # which elements of u pass through a bijection (bounded parameters), or None
         bounded = [
             flag
@@ -150,7 +150,7 @@ class Params(Mapping):
         self.bounded: np.ndarray | None = np.array(bounded) if any(bounded) else None
         # every free parameter scalar and unbounded: u is the physical vector itself, and
         # packing, unpacking and the delta method need one tensor operation, not one each
-        self._identity = self._all_scalar and self.bounded is None
+        self.identity = self.all_scalar and self.bounded is None
 
     # Mapping protocol: params["b1"] gives the Param
     def __getitem__(self, name: str) -> Param:
@@ -199,7 +199,7 @@ class Params(Mapping):
     def pack(self, values: Mapping[str, Tensor] | None = None) -> Tensor:
         """Unconstrained flat vector ``u`` of the free elements of ``values`` (default: start)."""
         values = self.values if values is None else values
-        if self._identity and values is self.values and self.free_names:
+        if self.identity and values is self.values and self.free_names:
             return torch.stack([values[n] for n in self.free_names])
         parts = [
             self.bijections[n].inverse(
@@ -216,10 +216,10 @@ class Params(Mapping):
 
         Differentiable in ``u``; works under ``torch.func`` transforms (vmap, jvp).
         """
-        if self._all_scalar:
+        if self.all_scalar:
             # one unbind instead of a slice + reshape per parameter: most of the time of a
             # tiny model call goes to this per-operation overhead
-            return self._from_scalars(u.unbind(-1))
+            return self.from_scalars(u.unbind(-1))
         out = dict(self.values)
         for n in self.free_names:
             piece = u[..., self.slices[n]]
@@ -227,11 +227,11 @@ class Params(Mapping):
             out[n] = self.bijections[n].forward(piece).reshape(shape)
         return out
 
-    def _from_scalars(self, pieces) -> dict[str, Tensor]:
+    def from_scalars(self, pieces) -> dict[str, Tensor]:
         """The model's dict from one unconstrained tensor per scalar free parameter (in
         ``free_names`` order; any shape, e.g. a batch), fixed values included."""
         out = dict(self.values)
-        if self._identity:
+        if self.identity:
             out.update(zip(self.free_names, pieces, strict=True))
             return out
         for n, piece in zip(self.free_names, pieces, strict=True):
@@ -240,13 +240,13 @@ class Params(Mapping):
 
     def physical(self, u: Tensor) -> Tensor:
         """Flat vector of the free elements in physical space."""
-        if self._identity:
+        if self.identity:
             return u.clone()
         return self._map_free(u, "forward")
 
     def derivative(self, u: Tensor) -> Tensor:
         """Flat ``dx/du`` for every free element (the diagonal of the delta-method Jacobian)."""
-        if self._identity:
+        if self.identity:
             return torch.ones_like(u)
         return self._map_free(u, "derivative")
 
@@ -256,7 +256,7 @@ class Params(Mapping):
 
     def distance_to_bounds(self, x: Tensor) -> Tensor:
         """Flat distance from each free physical element to its nearest bound."""
-        if self._identity:
+        if self.identity:
             return torch.full_like(x, math.inf)
         parts = [self.bijections[n].distance_to_bound(x[self.slices[n]]) for n in self.free_names]
         return torch.cat(parts) if parts else x.new_zeros(0)
@@ -279,49 +279,6 @@ class Params(Mapping):
 
     def split(self, flat: Tensor) -> dict[str, Tensor]:
         """Reshape a flat per-free-element vector into a dict of parameter-shaped tensors."""
-        if self._all_scalar:
+        if self.all_scalar:
             return dict(zip(self.free_names, flat.unbind(), strict=True))
         return {n: flat[self.slices[n]].reshape(self.values[n].shape) for n in self.free_names}
-
-
-class ParamSlots:
-    """Scalar free parameters as views of one buffer, refilled by one copy per call.
-
-    Unpacking a point creates one tensor per parameter, and for a model of tiny data that
-    creation is a fair share of a call. Here the per-parameter tensors are made once, as
-    views of a buffer whose leading axis runs over the free parameters (``(p,)`` for one
-    point; ``(p, b, 1, ...)`` for a batch of ``b`` points broadcasting against the data),
-    and :meth:`fill` copies new values into it. The tensors handed to the model are
-    therefore overwritten by the next fill: for gradient-free evaluations whose output is
-    consumed before the next one (the solvers' cost and complex-step calls).
-    """
-
-    def __init__(self, params: Params, buffer: Tensor, target: Tensor | None = None):
-        if not params._all_scalar or buffer.shape[0] != params.n_free:
-            raise ValueError("ParamSlots needs scalar free parameters, one buffer row each")
-        self.params = params
-        self.buffer = buffer
-        self.target = buffer if target is None else target  # the part fill writes into
-        self.views = buffer.unbind(0)  # one per free parameter, in free_names order
-        # unbounded: the model's dict never changes, only what its views hold
-        self._values = params._from_scalars(self.views) if params._identity else None
-        self._host: np.ndarray | None = None  # NumPy view of target (float64 on the host)
-
-    def fill(self, values: Tensor) -> dict[str, Tensor]:
-        """The model's parameter dict for ``values`` (broadcast into ``target``)."""
-        self.target.copy_(values)
-        return self._dict()
-
-    def fill_host(self, x: np.ndarray) -> dict[str, Tensor]:
-        """As :meth:`fill` for a float64 NumPy point ``x`` (one value per free parameter,
-        broadcast over the buffer's other axes), written through NumPy: no torch operation.
-        Only for a float64 target on the host."""
-        if self._host is None:
-            self._host = self.target.numpy()
-        self._host[...] = x.reshape(-1, *([1] * (self._host.ndim - 1)))
-        return self._dict()
-
-    def _dict(self) -> dict[str, Tensor]:
-        if self._values is not None:
-            return dict(self._values)  # a copy: the model may change the dict it is given
-        return self.params._from_scalars(self.views)

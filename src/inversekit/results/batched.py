@@ -17,13 +17,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from inversekit.contracts import Summary
 from inversekit.linalg.curvature import batched_eigh
 from inversekit.linalg.rows import contiguous_rows, finite_rows, select_rows
+from inversekit.results.archive import identical, to_archive
 from inversekit.results.fit_result import FitResult
 from inversekit.results.status import Status
-from inversekit.results.uncertainty import _directions
+from inversekit.results.uncertainty import directions
 
 _NEAR_NULL_RATIO = 1e-10
+BATCHED_FORMAT = "inversekit.BatchedFitResult"
 
 
 @dataclass
@@ -104,7 +107,7 @@ class BatchedFitResult:
             history=self.history[b, : int(self.n_iter[b]) + 1].tolist(),
             covariance_scaled=self.covariance_scaled,
             condition_number=float(self.condition_number[b]),
-            near_null=_directions(V[:, near], self.labels),
+            near_null=directions(V[:, near], self.labels),
             at_bounds=[
                 lb for lb, f in zip(self.labels, self.at_bounds[b].tolist(), strict=True) if f
             ],
@@ -137,30 +140,38 @@ class BatchedFitResult:
     def __str__(self) -> str:
         return self.report()
 
+    def save(self, path) -> None:
+        """Write to ``path`` (``.npz``); :func:`inversekit.load` reads it back bit-identically."""
+        to_archive(self, path, BATCHED_FORMAT)
 
-def batched_result(problem, st, run, *, solver: str) -> BatchedFitResult:
-    """Statistics and uncertainties of every problem at the solver's final state."""
-    B, p = st.u.shape
+    def __eq__(self, other) -> bool:
+        return isinstance(other, BatchedFitResult) and identical(self, other)
+
+
+def batched_result(problem, summary: Summary, run, *, solver: str) -> BatchedFitResult:
+    """Statistics and uncertainties of every problem at the solver's final state
+    (``summary``: points, costs, per-problem counts and statuses, ``JᵀWJ`` at the points)."""
+    B, p = summary.u.shape
     idx = problem.valid_indices()
-    valid = problem.valid.to(st.u.device)
-    cost = torch.full((B,), math.nan, dtype=st.u.dtype, device=st.u.device)
-    unc = _Uncertainty.nan(B, p, st.u)
+    valid = problem.valid.to(summary.u.device)
+    cost = torch.full((B,), math.nan, dtype=summary.u.dtype, device=summary.u.device)
+    unc = _Uncertainty.nan(B, p, summary.u)
     if idx.numel():
         rows = contiguous_rows(idx)
-        A = st.A[rows]
+        A = summary.curvature[rows]
         if A.dtype != torch.float64:  # float32 JᵀJ would square float32's rounding
-            J, _ = problem.jacobians(st.u[rows], idx)
+            J, _ = problem.jacobians(summary.u[rows], idx)
             J = J.to(torch.float64)
             A = J.mT @ J
-        cost[rows] = st.costs[rows]
+        cost[rows] = summary.cost[rows]
         # Non-finite normal equations (status NONFINITE) would make eigh raise: leave NaN.
         ok = finite_rows(A, cost[rows][:, None])
-        unc.fill(*select_rows(ok, idx, A, 2.0 * cost[rows], st.u[rows]), problem)
+        unc.fill(*select_rows(ok, idx, A, 2.0 * cost[rows], summary.u[rows]), problem)
     chi2 = 2.0 * cost
     n = problem.n_data
     ndf = n - p
     reduced = torch.where(ndf > 0, chi2 / ndf.clamp(min=1), math.nan)
-    u = torch.where(valid[:, None], st.u, math.nan)
+    u = torch.where(valid[:, None], summary.u, math.nan)
     params = {k: v.detach() for k, v in problem.unpack(u).items()}
     for k, v in problem.start_values.items():  # problems not attempted: report their start
         params[k] = torch.where(valid.reshape((B,) + (1,) * (v.dim() - 1)), params[k], v)
@@ -177,12 +188,12 @@ def batched_result(problem, st, run, *, solver: str) -> BatchedFitResult:
         reduced_chi2=reduced,
         ndf=ndf,
         n_data=n,
-        status=list(st.status),
-        n_iter=st.n_iter.clone(),
-        n_fev=st.n_fev.clone(),
-        n_jev=st.n_jev.clone(),
+        status=[run.status if s is None else s for s in summary.statuses],
+        n_iter=summary.n_iter.clone(),
+        n_fev=summary.n_fev.clone(),
+        n_jev=summary.n_jev.clone(),
         time=run.time,
-        history=_history(st),
+        history=summary.history,
         covariance_scaled=not problem.noise_known,
         condition_number=unc.condition,
         eigenvalues=unc.eig,
@@ -193,17 +204,6 @@ def batched_result(problem, st, run, *, solver: str) -> BatchedFitResult:
         notes=list(problem.notes),
         solver=solver,
     )
-
-
-def _flagged(labels: list[str], mask: Tensor) -> list[str]:
-    return [label for label, flag in zip(labels, mask.tolist(), strict=True) if flag]
-
-
-def _history(st) -> Tensor:
-    """``(B, steps + 1)`` costs, NaN after each problem's last step."""
-    h = torch.stack(st.history, dim=1)
-    steps = torch.arange(h.shape[1], device=h.device)
-    return torch.where(steps[None, :] <= st.n_iter[:, None], h, torch.nan)
 
 
 def _split(params, flat: Tensor) -> dict[str, Tensor]:

@@ -8,48 +8,58 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from inversekit.results.archive import identical, to_archive
 from inversekit.results.status import Status
+
+FORMAT = "inversekit.FitResult"
 
 
 @dataclass
 class FitResult:
-    """Everything a user needs after a fit.
+    """Everything a user needs after a fit, whatever the solver.
 
-    ``params`` holds every parameter (fixed ones included) as physical tensors; ``x`` is the
-    flat vector of free elements in physical space, labelled by ``labels``; ``covariance``,
-    ``correlation`` are over ``x``; ``jacobian`` names the derivative engine and why;
-    ``stderr`` maps each free parameter to a tensor of its
-    shape (NaN where the parameter sits at a bound, inf where it is not identifiable).
-    ``covariance_scaled`` says whether the covariance was scaled by ``reduced_chi2``
-    (noise level not given) or is absolute (noise given). ``condition_number`` is that of
-    ``JᵀWJ`` with every parameter scaled to unit curvature; ``near_null`` lists, for each
-    near-degenerate direction, the parameters that make it up.
+    Every solver fills the first group: ``params`` holds every parameter (fixed ones
+    included) as physical tensors; ``x`` is the flat vector of free elements in physical
+    space, labelled by ``labels``; ``cost`` the objective at the end (``½ chi2`` for least
+    squares), ``status`` why the run stopped and ``message`` the solver's own words;
+    iteration and evaluation counts, wall time and the cost after each iteration.
+
+    The problem adds the statistics it defines. For least squares: ``chi2``,
+    ``reduced_chi2``, ``ndf``, ``n_data``, ``covariance`` and ``correlation`` over ``x``,
+    ``stderr`` mapping each free parameter to a tensor of its shape (NaN where the
+    parameter sits at a bound, inf where it is not identifiable), ``covariance_scaled``
+    (scaled by ``reduced_chi2`` because no noise level was given, or absolute),
+    ``condition_number`` of ``JᵀWJ`` with every parameter scaled to unit curvature,
+    ``near_null`` (the parameters of each near-degenerate direction), ``log_likelihood``
+    and ``jacobian`` (the derivative engine that ran, and why). For a scalar objective
+    they stay empty (``None``, NaN).
     """
 
     params: dict[str, Tensor]
     x: Tensor
     labels: list[str]
-    covariance: Tensor
-    stderr: dict[str, Tensor]
-    correlation: Tensor
     cost: float
-    chi2: float
-    reduced_chi2: float
-    ndf: int
-    n_data: int
     status: Status
     n_iter: int
     n_fev: int
     n_jev: int
     time: float
     history: list[float]
-    covariance_scaled: bool
-    condition_number: float
+    solver: str = ""
+    message: str = ""
+    covariance: Tensor | None = None
+    stderr: dict[str, Tensor] = field(default_factory=dict)
+    correlation: Tensor | None = None
+    chi2: float = math.nan
+    reduced_chi2: float = math.nan
+    ndf: int | None = None
+    n_data: int | None = None
+    covariance_scaled: bool | None = None
+    condition_number: float = math.nan
     near_null: list[list[str]] = field(default_factory=list)
     at_bounds: list[str] = field(default_factory=list)
     unidentified: list[str] = field(default_factory=list)
     log_likelihood: float = math.nan
-    solver: str = ""
     jacobian: str = ""  # derivative engine that ran, and why it was chosen
 
     @property
@@ -57,10 +67,9 @@ class FitResult:
         """True when the solver converged (see :class:`~inversekit.Status`)."""
         return self.status.success
 
-    @property
-    def message(self) -> str:
-        """Human-readable reason the solver stopped."""
-        return self.status.value
+    def __post_init__(self) -> None:
+        if not self.message:
+            self.message = self.status.value
 
     def report(self) -> str:
         """A readable multi-line summary: fit statistics, parameters, warnings."""
@@ -71,14 +80,10 @@ class FitResult:
 
     def save(self, path) -> None:
         """Write to ``path`` (``.npz``); :func:`inversekit.load` reads it back bit-identically."""
-        from inversekit.results.io import save_result
-
-        save_result(self, path)
+        to_archive(self, path, FORMAT)
 
     def __eq__(self, other) -> bool:
-        from inversekit.results.io import results_identical
-
-        return isinstance(other, FitResult) and results_identical(self, other)
+        return isinstance(other, FitResult) and identical(self, other)
 
 
 def _fmt(v: float) -> str:
@@ -87,26 +92,31 @@ def _fmt(v: float) -> str:
 
 def _report_lines(r: FitResult) -> list[str]:
     mark = "" if r.success else "  <-- NOT CONVERGED"
-    noise = (
-        "covariance scaled by reduced chi2 (no noise level given)"
-        if r.covariance_scaled
-        else "covariance absolute (noise level given)"
-    )
     lines = [
         f"[[Fit: {r.solver}]]",
         f"    status          {r.status.name}: {r.message}{mark}",
         f"    iterations      {r.n_iter}  (function evals {r.n_fev}, Jacobian evals {r.n_jev})",
         f"    time            {r.time:.4g} s",
-        f"    derivatives     {r.jacobian}",
-        f"    data points     {r.n_data}   free parameters {len(r.labels)}   ndf {r.ndf}",
-        f"    chi-square      {_fmt(r.chi2)}",
-        f"    reduced chi2    {_fmt(r.reduced_chi2)}",
-        f"    cost            {_fmt(r.cost)}",
-        f"    {noise}",
-        f"    condition       {r.condition_number:.3g} "
-        "(of JᵀWJ, parameters scaled to unit curvature)",
-        "[[Parameters]]",
     ]
+    if r.n_data is None:  # a scalar objective: no data statistics
+        lines += [f"    free parameters {len(r.labels)}", f"    cost            {_fmt(r.cost)}"]
+    else:
+        noise = (
+            "covariance scaled by reduced chi2 (no noise level given)"
+            if r.covariance_scaled
+            else "covariance absolute (noise level given)"
+        )
+        lines += [
+            f"    derivatives     {r.jacobian}",
+            f"    data points     {r.n_data}   free parameters {len(r.labels)}   ndf {r.ndf}",
+            f"    chi-square      {_fmt(r.chi2)}",
+            f"    reduced chi2    {_fmt(r.reduced_chi2)}",
+            f"    cost            {_fmt(r.cost)}",
+            f"    {noise}",
+            f"    condition       {r.condition_number:.3g} "
+            "(of JᵀWJ, parameters scaled to unit curvature)",
+        ]
+    lines.append("[[Parameters]]")
     lines += _parameter_lines(r)
     lines += _warning_lines(r)
     return lines
@@ -114,7 +124,11 @@ def _report_lines(r: FitResult) -> list[str]:
 
 def _parameter_lines(r: FitResult, limit: int = 40) -> list[str]:
     width = max([len(label) for label in r.labels[:limit]] + [4])
-    sd = torch.cat([v.reshape(-1) for v in r.stderr.values()]) if r.stderr else r.x
+    if not r.stderr:  # no uncertainties defined (a scalar objective): values only
+        lines = [f"    {label:<{width}}  {float(v): .10g}" for label, v in zip(r.labels, r.x)]
+        more = len(r.labels) - limit
+        return lines[:limit] + ([f"    ... {more} more free elements"] if more > 0 else [])
+    sd = torch.cat([v.reshape(-1) for v in r.stderr.values()])
     lines = []
     flagged = set(r.at_bounds) | set(r.unidentified)
     for i, label in enumerate(r.labels[:limit]):

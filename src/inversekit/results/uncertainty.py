@@ -55,7 +55,7 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
         scale = chi2 / ndf if ndf > 0 else math.nan
     # p-sized algebra on the host, like the inverse itself
     cov = scale * inv.inverse
-    if not params._identity:  # the delta method, C_x = G C_u G
+    if not params.identity:  # the delta method, C_x = G C_u G
         G = host64(params.derivative(u))
         cov *= G[:, None] * G[None, :]
     var = np.diagonal(cov).copy()
@@ -76,7 +76,7 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
         correlation=tensor(_correlation(cov, stderr)),
         scale=scale,
         condition=inv.condition,
-        near_null=_directions(inv.null_directions, labels),
+        near_null=directions(inv.null_directions, labels),
         at_bounds=[labels[i] for i in np.flatnonzero(pinned)],
         unidentified=[labels[i] for i in np.flatnonzero(inv.singular & ~pinned)],
     )
@@ -104,7 +104,7 @@ def _correlation(cov: np.ndarray, stderr: np.ndarray) -> np.ndarray:
     return corr
 
 
-def _directions(vectors, labels: list[str], weight: float = 0.1) -> list[list[str]]:
+def directions(vectors, labels: list[str], weight: float = 0.1) -> list[list[str]]:
     """Names of the parameters making up each near-null direction (columns of
     ``vectors``, a tensor or an array), largest weight first."""
     v = np.abs(host64(vectors))

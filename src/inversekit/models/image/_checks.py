@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
+
 
 @dataclass(frozen=True)
 class Domain:
@@ -74,7 +76,7 @@ def check_values(values: Mapping[str, Tensor], domains: Mapping[str, Domain]) ->
             shown = f"{float(offending.flatten()[0])!r}"
             if value.ndim > 0:
                 shown += f" ({int(flags.sum())} of {flags.numel()} values bad)"
-            raise ValueError(f"{name} must be {domains[name].describe()}, got {shown}")
+            raise InputError(f"{name} must be {domains[name].describe()}, got {shown}")
 
 
 def check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
@@ -82,9 +84,9 @@ def check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
     try:
         items = tuple(shape)  # type: ignore[arg-type]
     except TypeError:
-        raise ValueError(f"{name} must be (height, width), got {shape!r}") from None
+        raise InputError(f"{name} must be (height, width), got {shape!r}") from None
     if len(items) != 2:
-        raise ValueError(f"{name} must be (height, width), got {shape!r}")
+        raise InputError(f"{name} must be (height, width), got {shape!r}")
     out = []
     for item in items:
         integral = (
@@ -94,8 +96,8 @@ def check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
             and item == int(item)
         )
         if not integral:
-            raise ValueError(f"{name} must hold integers, got {shape!r}")
+            raise InputError(f"{name} must hold integers, got {shape!r}")
         if int(item) < 1:
-            raise ValueError(f"{name} must be positive, got {shape!r}")
+            raise InputError(f"{name} must be positive, got {shape!r}")
         out.append(int(item))
     return out[0], out[1]

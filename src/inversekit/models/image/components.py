@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
 from inversekit.models.image import profiles
 from inversekit.models.image._checks import AXIS_RATIO, FINITE, POSITIVE, Domain
 from inversekit.models.image.psf import shifted_psf
@@ -176,7 +177,7 @@ class PointSource:
 
     def render(self, p: Params, grid: Grid, psf: Tensor | None = None) -> Tensor:
         if psf is None:
-            raise ValueError("a point_source needs a psf")
+            raise InputError("a point_source needs a psf")
         x, y = grid.axes(p["cx"].dtype, p["cx"].device)
         image = shifted_psf(psf, x, y, p["cx"], p["cy"], self.kernel)
         return p["flux"][..., None, None] * image
@@ -228,7 +229,7 @@ def _with_bn(function: Callable[[Tensor], Tensor]) -> Callable[[Params], Params]
 
 def _bn_function(bn: str) -> Callable[[Tensor], Tensor]:
     if bn not in _BN:
-        raise ValueError(f"bn must be one of {sorted(_BN)}, got {bn!r}")
+        raise InputError(f"bn must be one of {sorted(_BN)}, got {bn!r}")
     return _BN[bn]
 
 
@@ -306,7 +307,7 @@ def point_source(*, kernel: str = "bilinear") -> PointSource:
     continuous derivatives in the position. Needs the group's ``psf``.
     """
     if kernel not in ("bilinear", "cubic"):
-        raise ValueError(f"kernel must be 'bilinear' or 'cubic', got {kernel!r}")
+        raise InputError(f"kernel must be 'bilinear' or 'cubic', got {kernel!r}")
     return PointSource(kernel=kernel)
 
 

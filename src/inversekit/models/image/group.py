@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
 from inversekit.models.image._checks import check_shape, check_values
 from inversekit.models.image.components import Component, PointSource, Profile, Sky
 from inversekit.models.image.psf import Convolver, check_psf
@@ -53,19 +54,19 @@ class ImageModel:
         self.shape = check_shape(shape)
         self.components = dict(components)
         if not self.components:
-            raise ValueError("a group needs at least one component")
+            raise InputError("a group needs at least one component")
         for name, component in self.components.items():
             if not isinstance(name, str) or not name.isidentifier():
-                raise ValueError(f"component names must be identifiers, got {name!r}")
+                raise InputError(f"component names must be identifiers, got {name!r}")
             if not isinstance(component, Profile | PointSource | Sky):
-                raise ValueError(
+                raise InputError(
                     f"component {name!r} must be made by an image component function "
                     f"(image.sersic(), image.flat_sky(), ...), got {type(component).__name__}"
                 )
         self.psf = None if psf is None else check_psf(psf)
         for name, component in self.components.items():
             if component.stage == "point" and self.psf is None:
-                raise ValueError(f"component {name!r} is a point_source and needs a psf")
+                raise InputError(f"component {name!r} is a point_source and needs a psf")
         self.validate = bool(validate)
         self.grid = Grid(*self.shape)
         if self.psf is None:
@@ -117,7 +118,7 @@ class ImageModel:
     def __call__(self, p: Mapping[str, object], *inputs: object) -> Tensor:
         """The model image for parameters ``p``; see the class docs."""
         if inputs:
-            raise TypeError(
+            raise InputError(
                 "image models take only the parameter dict; the grid and PSF are fixed "
                 "when the model is built"
             )

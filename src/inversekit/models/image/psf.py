@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
+
 
 def check_psf(psf: object, name: str = "psf") -> Tensor:
     """Return ``psf`` as a detached float64 CPU tensor, or raise ``ValueError`` naming it.
@@ -33,18 +35,18 @@ def check_psf(psf: object, name: str = "psf") -> Tensor:
         try:
             array = torch.as_tensor(np.asarray(psf, dtype=np.float64))
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be a 2-D array of numbers: {exc}") from None
+            raise InputError(f"{name} must be a 2-D array of numbers: {exc}") from None
     if array.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {tuple(array.shape)}")
+        raise InputError(f"{name} must be 2-D, got shape {tuple(array.shape)}")
     if array.shape[0] % 2 == 0 or array.shape[1] % 2 == 0:
-        raise ValueError(
+        raise InputError(
             f"{name} must have odd side lengths so that its centre is a pixel, "
             f"got shape {tuple(array.shape)}"
         )
     if not bool(torch.isfinite(array).all()):
-        raise ValueError(f"{name} contains non-finite values")
+        raise InputError(f"{name} contains non-finite values")
     if not float(array.sum()) > 0.0:
-        raise ValueError(f"{name} must have a positive sum, got {float(array.sum())}")
+        raise InputError(f"{name} must have a positive sum, got {float(array.sum())}")
     return array.clone()
 
 

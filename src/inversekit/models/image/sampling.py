@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
+
 Brightness = Callable[[Tensor, Tensor], Tensor]
 
 # Cells per evaluation above which Gauss–Legendre nodes are visited one pair at a time.
@@ -55,11 +57,11 @@ class Sampling:
         for name, lo, hi in (("order", 1, 16), ("levels", 0, 8), ("factor", 2, 16)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ValueError(
+                raise InputError(
                     f"Sampling.{name} must be an integer in [{lo}, {hi}], got {value!r}"
                 )
         if not isinstance(self.size, int) or self.size < 1 or self.size % 2 == 0:
-            raise ValueError(f"Sampling.size must be a positive odd integer, got {self.size!r}")
+            raise InputError(f"Sampling.size must be a positive odd integer, got {self.size!r}")
 
 
 #: AstroPhot's reference mode: one sample at each pixel centre.
@@ -76,7 +78,7 @@ def as_sampling(sampling: str | Sampling) -> Sampling:
         return sampling
     if isinstance(sampling, str) and sampling in _NAMED:
         return _NAMED[sampling]
-    raise ValueError(f"sampling must be a Sampling or one of {sorted(_NAMED)}, got {sampling!r}")
+    raise InputError(f"sampling must be a Sampling or one of {sorted(_NAMED)}, got {sampling!r}")
 
 
 @dataclass(frozen=True)

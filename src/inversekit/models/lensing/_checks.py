@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
+
 
 def as_tensor(name: str, value: Tensor | float, like: Tensor | None = None) -> Tensor:
     """Return ``value`` as a floating tensor: float64 unless ``like`` or ``value`` has a dtype."""
@@ -16,12 +18,12 @@ def as_tensor(name: str, value: Tensor | float, like: Tensor | None = None) -> T
         if value.is_floating_point():
             return value
         if value.is_complex():
-            raise ValueError(f"{name} must be real; got dtype {value.dtype}")
+            raise InputError(f"{name} must be real; got dtype {value.dtype}")
         return value.to(torch.float64)
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(
+        raise InputError(
             f"{name} must be a number or a tensor; got {type(value).__name__}"
         ) from None
     dtype = like.dtype if like is not None else torch.float64
@@ -32,7 +34,7 @@ def as_tensor(name: str, value: Tensor | float, like: Tensor | None = None) -> T
 def check_finite(name: str, value: Tensor) -> None:
     """Raise if ``value`` holds NaN or infinity."""
     if not bool(torch.isfinite(value).all()):
-        raise ValueError(f"{name} must be finite; it contains NaN or infinity")
+        raise InputError(f"{name} must be finite; it contains NaN or infinity")
 
 
 def check_range(
@@ -60,17 +62,17 @@ def check_range(
         hi = "inf" if high is None else f"{high:g}"
         worst = detached[bad].flatten()[0].item()
         suffix = f" {unit}" if unit else ""
-        raise ValueError(f"{name} must lie in {left}{lo}, {hi}{right}{suffix}; got {worst:g}")
+        raise InputError(f"{name} must lie in {left}{lo}, {hi}{right}{suffix}; got {worst:g}")
 
 
 def check_square_batch(name: str, value: Tensor, pixels: int | None = None) -> None:
     """Raise unless ``value`` has shape ``(B, n, n)`` (and ``n == pixels`` when given)."""
     if value.dim() != 3:
-        raise ValueError(f"{name} must have shape (B, n, n); got shape {tuple(value.shape)}")
+        raise InputError(f"{name} must have shape (B, n, n); got shape {tuple(value.shape)}")
     if value.shape[-1] != value.shape[-2]:
-        raise ValueError(f"{name} must be square; got shape {tuple(value.shape)}")
+        raise InputError(f"{name} must be square; got shape {tuple(value.shape)}")
     if pixels is not None and value.shape[-1] != pixels:
-        raise ValueError(
+        raise InputError(
             f"{name} has {value.shape[-1]} pixels per side but the grid expects {pixels}"
         )
 
@@ -84,7 +86,7 @@ def batch_size(named: dict[str, Tensor]) -> int:
     first = ""
     for name, value in named.items():
         if value.dim() > 1:
-            raise ValueError(
+            raise InputError(
                 f"{name} must be a scalar or have shape (B,); got shape {tuple(value.shape)}"
             )
         n = value.shape[0] if value.dim() == 1 else 1
@@ -93,5 +95,5 @@ def batch_size(named: dict[str, Tensor]) -> int:
         if size == 1:
             size, first = n, name
         elif n != size:
-            raise ValueError(f"{name} has batch size {n} but {first} has batch size {size}")
+            raise InputError(f"{name} has batch size {n} but {first} has batch size {size}")
     return size

@@ -24,6 +24,7 @@ import math
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
 from inversekit.models.lensing._checks import check_finite, check_range
 from inversekit.models.lensing.fft import linear_convolve
 
@@ -60,7 +61,7 @@ def deflection_from_kappa(
     """
     if validate:
         if kappa.dim() < 2 or kappa.shape[-1] != kappa.shape[-2]:
-            raise ValueError(f"kappa must have shape (..., n, n); got {tuple(kappa.shape)}")
+            raise InputError(f"kappa must have shape (..., n, n); got {tuple(kappa.shape)}")
         check_finite("kappa", kappa)
         check_range("pixel_scale", torch.tensor(float(pixel_scale)), 0.0, unit="arcsec")
     n = kappa.shape[-1]
@@ -93,7 +94,7 @@ def einstein_radius(
     ``center`` is ``(B, 2)`` or ``(2,)`` as ``(x, y)`` in arcsec, default the map's centre.
     """
     if kappa.dim() != 3 or kappa.shape[-1] != kappa.shape[-2]:
-        raise ValueError(f"kappa must have shape (B, n, n); got {tuple(kappa.shape)}")
+        raise InputError(f"kappa must have shape (B, n, n); got {tuple(kappa.shape)}")
     check_finite("kappa", kappa)
     check_range("pixel_scale", torch.tensor(float(pixel_scale)), 0.0, unit="arcsec")
     area = pixel_scale**2
@@ -101,7 +102,7 @@ def einstein_radius(
         mass = torch.where(kappa > 1, kappa, torch.zeros_like(kappa)).sum(dim=(-2, -1)) * area
         return torch.sqrt(mass / math.pi)
     if method != "mean_enclosed":
-        raise ValueError(f"method must be 'mean_enclosed' or 'critical_mass'; got {method!r}")
+        raise InputError(f"method must be 'mean_enclosed' or 'critical_mass'; got {method!r}")
     return _mean_enclosed_radius(kappa, pixel_scale, center)
 
 
@@ -114,7 +115,7 @@ def _mean_enclosed_radius(kappa: Tensor, pixel_scale: float, center: Tensor | No
         center = torch.zeros(batch, 2, dtype=kappa.dtype, device=kappa.device)
     center = torch.as_tensor(center, dtype=kappa.dtype, device=kappa.device)
     if center.shape not in ((2,), (batch, 2)):
-        raise ValueError(f"center must have shape (2,) or ({batch}, 2); got {tuple(center.shape)}")
+        raise InputError(f"center must have shape (2,) or ({batch}, 2); got {tuple(center.shape)}")
     check_finite("center", center)
     center = center.expand(batch, 2)
     r = torch.hypot(x - center[:, :1, None], y - center[:, 1:, None]).flatten(1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
+
 
 def fast_length(n: int) -> int:
     """Smallest integer >= ``n`` whose only prime factors are 2, 3 and 5 (cheap FFT sizes)."""
@@ -54,5 +56,5 @@ def _padded_rfft2(array: Tensor, p0: int, p1: int) -> Tensor:
 
 def _padded_length(n: int, m: int, origin: int) -> int:
     if not 0 <= origin < m:
-        raise ValueError(f"origin must index the kernel (0 <= origin < {m}); got {origin}")
+        raise InputError(f"origin must index the kernel (0 <= origin < {m}); got {origin}")
     return fast_length(max(n + m - 1 - origin, origin + n))

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
 from inversekit.models.lensing._checks import (
     as_tensor,
     batch_size,
@@ -43,12 +44,12 @@ NFW_PARAMS = ("kappa_s", "r_s", "x0", "y0", "gamma1", "gamma2", "source")
 def _check_keys(p: Mapping[str, object], known: tuple[str, ...]) -> None:
     for name in p:
         if name not in known:
-            raise ValueError(f"{name} is not a parameter of this model; expected {known}")
+            raise InputError(f"{name} is not a parameter of this model; expected {known}")
 
 
 def _source(p: Mapping[str, Tensor], grid: LensGrid | None, validate: bool) -> Tensor:
     if "source" not in p:
-        raise ValueError("source is required: a (B, S, S) tensor of surface brightness")
+        raise InputError("source is required: a (B, S, S) tensor of surface brightness")
     source = as_tensor("source", p["source"])
     if validate:
         check_square_batch("source", source, None if grid is None else grid.source_pixels)
@@ -115,7 +116,7 @@ def lens_image(
     if validate:
         _check_keys(p, PIXELATED_PARAMS)
     if "kappa" not in p:
-        raise ValueError("kappa is required: a (B, M, M) tensor of convergence")
+        raise InputError("kappa is required: a (B, M, M) tensor of convergence")
     kappa = as_tensor("kappa", p["kappa"])
     if grid is None:
         if validate:
@@ -126,9 +127,9 @@ def lens_image(
     if validate:
         check_square_batch("kappa", kappa, grid.kappa_pixels)
         if source.device != kappa.device:
-            raise ValueError(f"source is on {source.device} but kappa is on {kappa.device}")
+            raise InputError(f"source is on {source.device} but kappa is on {kappa.device}")
         if kappa.shape[0] != source.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"kappa has batch size {kappa.shape[0]} but source has batch size {source.shape[0]}"
             )
         if psf is not None:
@@ -148,7 +149,7 @@ def _check_batch(values: Mapping[str, Tensor], batch: int) -> None:
     size = batch_size(dict(values))
     if size not in (1, batch):
         name = next(k for k, v in values.items() if v.dim() == 1 and v.shape[0] == size)
-        raise ValueError(f"{name} has batch size {size} but source has batch size {batch}")
+        raise InputError(f"{name} has batch size {size} but source has batch size {batch}")
 
 
 def _analytic_image(
@@ -221,9 +222,9 @@ def add_noise(
     """
     sigma = as_tensor("sigma", sigma, image)
     if sigma.dim() > 1:
-        raise ValueError(f"sigma must be a scalar or have shape (B,); got {tuple(sigma.shape)}")
+        raise InputError(f"sigma must be a scalar or have shape (B,); got {tuple(sigma.shape)}")
     check_range("sigma", sigma, 0.0, low_inclusive=True)
     if sigma.dim() == 1 and sigma.shape[0] not in (1, image.shape[0]):
-        raise ValueError(f"sigma has batch size {sigma.shape[0]} but image has {image.shape[0]}")
+        raise InputError(f"sigma has batch size {sigma.shape[0]} but image has {image.shape[0]}")
     noise = torch.randn(image.shape, dtype=image.dtype, device=image.device, generator=generator)
     return image + sigma.reshape(-1, *([1] * (image.dim() - 1))) * noise

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
+
 PLANES = ("image", "kappa", "source")
 
 
@@ -45,13 +47,13 @@ class LensGrid:
             pixels = getattr(self, f"{plane}_pixels")
             fov = getattr(self, f"{plane}_fov")
             if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 2:
-                raise ValueError(f"{plane}_pixels must be an integer >= 2; got {pixels!r}")
+                raise InputError(f"{plane}_pixels must be an integer >= 2; got {pixels!r}")
             if not (isinstance(fov, (int, float)) and math.isfinite(fov) and fov > 0):
-                raise ValueError(
+                raise InputError(
                     f"{plane}_fov must be a positive finite number (arcsec); got {fov!r}"
                 )
         if self.kappa_fov < self.image_fov * (1 - 1e-12):
-            raise ValueError(
+            raise InputError(
                 f"kappa_fov ({self.kappa_fov}) must be at least image_fov ({self.image_fov}): "
                 "deflections are only known where the convergence map is"
             )
@@ -96,4 +98,4 @@ class LensGrid:
 
 def _check_plane(plane: str) -> None:
     if plane not in PLANES:
-        raise ValueError(f"plane must be one of {PLANES}; got {plane!r}")
+        raise InputError(f"plane must be one of {PLANES}; got {plane!r}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
+
 
 def coherence_spectrum(
     estimate: Tensor,
@@ -31,12 +33,12 @@ def coherence_spectrum(
     give NaN. Returns ``(k (bins,), γ (B, bins))``.
     """
     if estimate.shape != truth.shape or estimate.dim() != 3:
-        raise ValueError(
+        raise InputError(
             f"estimate and truth must have the same shape (B, n, n); got "
             f"{tuple(estimate.shape)} and {tuple(truth.shape)}"
         )
     if method not in ("phase", "paper"):
-        raise ValueError(f"method must be 'phase' or 'paper'; got {method!r}")
+        raise InputError(f"method must be 'phase' or 'paper'; got {method!r}")
     n0, n1 = estimate.shape[-2:]
     fx = torch.fft.fftfreq(n1, d=pixel_scale, dtype=estimate.dtype, device=estimate.device)
     fy = torch.fft.fftfreq(n0, d=pixel_scale, dtype=estimate.dtype, device=estimate.device)

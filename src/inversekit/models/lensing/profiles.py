@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
 from inversekit.models.lensing._checks import as_tensor, batch_size, check_range
 from inversekit.models.lensing.grid import LensGrid
 
@@ -40,7 +41,7 @@ def _params(
         elif name in OPTIONAL:
             values[name] = torch.tensor(OPTIONAL[name], dtype=like.dtype, device=like.device)
         else:
-            raise ValueError(f"{name} is required")
+            raise InputError(f"{name} is required")
     if validate:
         batch_size(values)
         for name in ("x0", "y0", "phi", "gamma1", "gamma2"):
@@ -297,7 +298,7 @@ def pixel_average_convergence(
     around an SIS centre).
     """
     if order < 1:
-        raise ValueError(f"order must be a positive integer; got {order}")
+        raise InputError(f"order must be a positive integer; got {order}")
     n = grid.pixels(plane)
     step = grid.pixel_scale(plane)
     half = grid.fov(plane) / 2

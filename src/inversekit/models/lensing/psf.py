@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
 from inversekit.models.lensing._checks import as_tensor, check_finite, check_range
 from inversekit.models.lensing.fft import linear_convolve
 
@@ -31,14 +32,14 @@ def gaussian_psf(
     """
     fwhm = as_tensor("fwhm", fwhm)
     if fwhm.dim() > 1:
-        raise ValueError(f"fwhm must be a scalar or have shape (B,); got {tuple(fwhm.shape)}")
+        raise InputError(f"fwhm must be a scalar or have shape (B,); got {tuple(fwhm.shape)}")
     check_range("fwhm", fwhm, 0.0, unit="arcsec")
     check_range("pixel_scale", torch.tensor(float(pixel_scale)), 0.0, unit="arcsec")
     sigma = fwhm.reshape(-1, 1) / FWHM_PER_SIGMA
     if size is None:
         size = 2 * math.ceil(4 * float(sigma.max()) / pixel_scale) + 1
     if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
-        raise ValueError(
+        raise InputError(
             f"size must be a positive odd integer (an even PSF stamp shifts the image by half a "
             f"pixel); got {size!r}"
         )
@@ -52,7 +53,7 @@ def gaussian_psf(
     elif sampling == "point":
         profile = torch.exp(-0.5 * (offsets / sigma).square())
     else:
-        raise ValueError(f"sampling must be 'integrated' or 'point'; got {sampling!r}")
+        raise InputError(f"sampling must be 'integrated' or 'point'; got {sampling!r}")
     stamp = profile[:, :, None] * profile[:, None, :]
     return stamp / stamp.sum(dim=(-2, -1), keepdim=True)
 
@@ -62,14 +63,14 @@ def check_psf(psf: Tensor, batch: int | None = None) -> Tensor:
     if psf.dim() == 2:
         psf = psf.unsqueeze(0)
     if psf.dim() != 3 or psf.shape[-1] != psf.shape[-2]:
-        raise ValueError(f"psf must have shape (m, m) or (B, m, m); got {tuple(psf.shape)}")
+        raise InputError(f"psf must have shape (m, m) or (B, m, m); got {tuple(psf.shape)}")
     if psf.shape[-1] % 2 == 0:
-        raise ValueError(
+        raise InputError(
             f"psf must have an odd side so that its centre is a pixel (an even stamp shifts the "
             f"image by half a pixel); got {psf.shape[-1]}"
         )
     if batch is not None and psf.shape[0] not in (1, batch):
-        raise ValueError(f"psf has batch size {psf.shape[0]} but the images have {batch}")
+        raise InputError(f"psf has batch size {psf.shape[0]} but the images have {batch}")
     check_finite("psf", psf)
     return psf
 

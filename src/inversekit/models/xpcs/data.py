@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
+
 _C2_KEYS = ("c2_exp", "g2", "c2")
 _PHI_KEYS = ("phi_angles_list", "phi")
 _Q_KEYS = ("wavevector_q_list", "q")
@@ -77,7 +79,7 @@ def correct_diagonal(c2: Tensor) -> Tensor:
     given the same treatment as the data.
     """
     if c2.ndim < 2 or c2.shape[-1] != c2.shape[-2]:
-        raise ValueError(f"c2 must be a stack of square matrices; got shape {tuple(c2.shape)}")
+        raise InputError(f"c2 must be a stack of square matrices; got shape {tuple(c2.shape)}")
     if c2.shape[-1] < 2:
         return c2.clone()
     upper = c2.diagonal(offset=1, dim1=-2, dim2=-1)
@@ -109,7 +111,7 @@ def load(
     ``start_frame``/``end_frame`` (1-based, inclusive) cut the frames.
     """
     if diagonal not in _DIAGONAL:
-        raise ValueError(f"diagonal must be one of {_DIAGONAL}; got {diagonal!r}")
+        raise InputError(f"diagonal must be one of {_DIAGONAL}; got {diagonal!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no such file {str(path)!r}")
@@ -132,11 +134,11 @@ def _read_npz(path: Path) -> dict:
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as exc:  # not an npz/npy file at all
-        raise ValueError(
+        raise InputError(
             f"path: {str(path)!r} is neither an .npz archive nor HDF5 ({exc})"
         ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"path: {str(path)!r} holds a single array, not a dictionary of arrays")
+        raise InputError(f"path: {str(path)!r} holds a single array, not a dictionary of arrays")
     with archive:
         # Object arrays (homodyne's pickled cache_metadata) are never loaded.
         arrays = {k: archive[k] for k in archive.files if k != "cache_metadata"}
@@ -162,7 +164,7 @@ def _first(arrays: dict, keys: tuple[str, ...], what: str, source: str, required
         if k in arrays:
             return np.asarray(arrays[k])
     if required:
-        raise ValueError(f"{what}: none of the keys {', '.join(keys)} found in {source!r}")
+        raise InputError(f"{what}: none of the keys {', '.join(keys)} found in {source!r}")
     return None
 
 
@@ -175,7 +177,7 @@ def _flat(arrays: dict, source: str) -> dict:
         t1 = _time_axis(arrays.get("t1", arrays.get("t2")), "t1", rows=True)
         t2 = _time_axis(arrays.get("t2", arrays.get("t1")), "t2", rows=False)
         if t1.shape != t2.shape or not np.array_equal(t1, t2):
-            raise ValueError("t1 and t2 differ: a two-time stack needs t1 = t2 = t")
+            raise InputError("t1 and t2 differ: a two-time stack needs t1 = t2 = t")
         t = t1
     elif "t" in arrays:
         t = np.asarray(arrays["t"], dtype=np.float64).reshape(-1)
@@ -198,7 +200,7 @@ def _time_axis(a, name: str, rows: bool) -> np.ndarray:
         return a
     if a.ndim == 2:
         return a[:, 0] if rows else a[0, :]
-    raise ValueError(f"{name} must be 1-D or a 2-D meshgrid; got shape {a.shape}")
+    raise InputError(f"{name} must be 1-D or a 2-D meshgrid; got shape {a.shape}")
 
 
 def _scalar(arrays: dict, key: str) -> float | None:
@@ -206,7 +208,7 @@ def _scalar(arrays: dict, key: str) -> float | None:
         return None
     a = np.asarray(arrays[key], dtype=np.float64).reshape(-1)
     if a.size != 1:
-        raise ValueError(f"{key} must be a single number in the file; got {a.size} values")
+        raise InputError(f"{key} must be a single number in the file; got {a.size} values")
     return float(a[0])
 
 
@@ -222,7 +224,7 @@ def _nearest(values: np.ndarray, target: float | None, what: str) -> float:
     distinct = np.unique(values)
     if target is None:
         if distinct.size > 1:
-            raise ValueError(
+            raise InputError(
                 f"q: the file holds {distinct.size} q values ({distinct.min():g} to "
                 f"{distinct.max():g} 1/A); pass q= to choose the {what}"
             )
@@ -287,7 +289,7 @@ def _merge(name: str, in_file: float | None, given: float | None, unit: str) -> 
     if given is not None:
         given = float(given)
         if in_file is not None and not math.isclose(in_file, given, rel_tol=1e-12):
-            raise ValueError(f"{name}: given as {given!r} {unit} but the file says {in_file!r}")
+            raise InputError(f"{name}: given as {given!r} {unit} but the file says {in_file!r}")
         return given
     return in_file
 
@@ -297,27 +299,27 @@ def _assemble(raw, path, q, dt, L, start_frame, end_frame, diagonal, dtype, devi
     if c2.ndim == 2:
         c2 = c2[None]
     if c2.ndim != 3 or c2.shape[1] != c2.shape[2]:
-        raise ValueError(f"c2 must have shape (P, N, N); got {c2.shape} in {str(path)!r}")
+        raise InputError(f"c2 must have shape (P, N, N); got {c2.shape} in {str(path)!r}")
     phi = np.asarray(raw["phi"], dtype=np.float64)
     if phi.size != c2.shape[0]:
-        raise ValueError(f"phi has {phi.size} angles but c2 has {c2.shape[0]} matrices")
+        raise InputError(f"phi has {phi.size} angles but c2 has {c2.shape[0]} matrices")
     q_ = raw["q"] if raw["layout"] != "flat" else _merge("q", raw["q"], q, "1/A")
     dt_ = _merge("dt", raw["dt"], dt, "s")
     L_ = _merge("L", raw["L"], L, "A")
     if q_ is None:
-        raise ValueError(f"q: the file {str(path)!r} has no wavevector; pass q=")
+        raise InputError(f"q: the file {str(path)!r} has no wavevector; pass q=")
     if dt_ is None:
-        raise ValueError(f"dt: the file {str(path)!r} has no frame time; pass dt=")
+        raise InputError(f"dt: the file {str(path)!r} has no frame time; pass dt=")
     for name, value in (("q", q_), ("dt", dt_), ("L", L_)):
         if value is not None and not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be positive and finite; got {value!r}")
+            raise InputError(f"{name} must be positive and finite; got {value!r}")
     n = c2.shape[-1]
     first, last = _frames(start_frame, end_frame, n)
     c2 = c2[:, first:last, first:last]
     sigma = raw["sigma"]
     if sigma is not None:
         if sigma.shape != (phi.size, n, n):
-            raise ValueError(
+            raise InputError(
                 f"sigma must have the shape of c2 {(phi.size, n, n)}; got {sigma.shape}"
             )
         sigma = sigma[:, first:last, first:last]
@@ -326,10 +328,10 @@ def _assemble(raw, path, q, dt, L, start_frame, end_frame, diagonal, dtype, devi
         t = np.linspace(0.0, dt_ * (last - first - 1), last - first)
     else:
         if t.size != n:
-            raise ValueError(f"t has {t.size} times but c2 is {n} x {n}")
+            raise InputError(f"t has {t.size} times but c2 is {n} x {n}")
         t = t[first:last]
     if t.size > 1 and not np.all(np.diff(t) > 0):
-        raise ValueError(f"t must be strictly increasing in {str(path)!r}")
+        raise InputError(f"t must be strictly increasing in {str(path)!r}")
 
     def tensor(a: np.ndarray) -> Tensor:
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
@@ -354,7 +356,7 @@ def _frames(start: int | None, end: int | None, n: int) -> tuple[int, int]:
     first = 0 if start is None else int(start) - 1
     last = n if end is None else int(end)
     if not 0 <= first < last <= n:
-        raise ValueError(
+        raise InputError(
             f"start_frame/end_frame must satisfy 1 <= start_frame <= end_frame <= {n}; "
             f"got {start}, {end}"
         )

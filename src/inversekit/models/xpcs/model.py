@@ -33,6 +33,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
 from inversekit.models.xpcs import _kernel as K
 
 Number = float | int
@@ -115,12 +116,12 @@ def c2_pairs(
     i1_ = _indices("i1", i1, n, t_.device)
     i2_ = _indices("i2", i2, n, t_.device)
     if i1_.shape != i2_.shape:
-        raise ValueError(f"i1 and i2 must have the same length; got {len(i1_)} and {len(i2_)}")
+        raise InputError(f"i1 and i2 must have the same length; got {len(i1_)} and {len(i2_)}")
     if isinstance(angle, int):
         angle = torch.full_like(i1_, angle)
     k_ = _indices("angle", angle, phi_.shape[0], t_.device)
     if k_.shape != i1_.shape:
-        raise ValueError(f"angle must be an int or have the length of i1 ({len(i1_)})")
+        raise InputError(f"angle must be an int or have the length of i1 ({len(i1_)})")
     layout = K.Pairs(i1_, i2_, k_)
     return _evaluate(p, t_, phi_, layout, q=q, dt=dt, L=L, mode=mode, backend=backend)
 
@@ -147,7 +148,7 @@ def _evaluate(
 ) -> Tensor:
     mode = _mode(mode)
     if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}; got {backend!r}")
+        raise InputError(f"backend must be one of {_BACKENDS}; got {backend!r}")
     phi_ = _angles(phi, t)
     theta, contrast, offset = _parameters(p, mode, phi_.shape[0], t)
     t = t.to(theta.dtype)
@@ -156,7 +157,7 @@ def _evaluate(
     L_ = None if L is None else _positive("L", L)
     if mode == "laminar_flow":
         if L_ is None:
-            raise ValueError("L (stator-rotor gap, Angstrom) is required in laminar_flow mode")
+            raise InputError("L (stator-rotor gap, Angstrom) is required in laminar_flow mode")
         sinc_prefactor = 0.5 / math.pi * q_ * L_ * dt_
     else:
         sinc_prefactor = 0.0
@@ -178,7 +179,7 @@ def _evaluate(
 
 def _mode(mode: str) -> str:
     if mode not in K.MODES:
-        raise ValueError(f"mode must be one of {K.MODES}; got {mode!r}")
+        raise InputError(f"mode must be one of {K.MODES}; got {mode!r}")
     return mode
 
 
@@ -188,14 +189,14 @@ def _times(t) -> Tensor:
     if not t_.is_floating_point():
         t_ = t_.to(torch.float64)
     if t_.ndim != 1 or t_.shape[0] < 1:
-        raise ValueError(f"t must be a non-empty 1-D time grid; got shape {tuple(t_.shape)}")
+        raise InputError(f"t must be a non-empty 1-D time grid; got shape {tuple(t_.shape)}")
     if t_.requires_grad:
-        raise ValueError("t must not require grad: the time grid is data, not a parameter")
+        raise InputError("t must not require grad: the time grid is data, not a parameter")
     if not bool(torch.isfinite(t_).all()):
-        raise ValueError("t must be finite; it contains NaN or infinity")
+        raise InputError("t must be finite; it contains NaN or infinity")
     if t_.shape[0] > 1 and not bool((t_[1:] > t_[:-1]).all()):
         i = int(torch.nonzero(t_[1:] <= t_[:-1])[0, 0])
-        raise ValueError(
+        raise InputError(
             f"t must be strictly increasing; t[{i + 1}] = {float(t_[i + 1])!r} "
             f"<= t[{i}] = {float(t_[i])!r}"
         )
@@ -208,13 +209,13 @@ def _angles(phi, t: Tensor) -> Tensor:
     if not phi_.is_floating_point():
         phi_ = phi_.to(torch.float64)
     if phi_.ndim != 1 or phi_.shape[0] < 1:
-        raise ValueError(
+        raise InputError(
             f"phi must be a non-empty 1-D array of angles; got shape {tuple(phi_.shape)}"
         )
     if phi_.requires_grad:
-        raise ValueError("phi must not require grad: the angles are data (fit phi0 instead)")
+        raise InputError("phi must not require grad: the angles are data (fit phi0 instead)")
     if not bool(torch.isfinite(phi_).all()):
-        raise ValueError("phi must be finite; it contains NaN or infinity")
+        raise InputError("phi must be finite; it contains NaN or infinity")
     return phi_
 
 
@@ -222,28 +223,28 @@ def _positive(name: str, value) -> float:
     """A positive finite scalar input (q, dt, L) as a Python float."""
     if isinstance(value, Tensor):
         if value.requires_grad:
-            raise ValueError(f"{name} must not require grad: it is an input, not a parameter")
+            raise InputError(f"{name} must not require grad: it is an input, not a parameter")
         if value.numel() != 1:
-            raise ValueError(f"{name} must be a scalar; got shape {tuple(value.shape)}")
+            raise InputError(f"{name} must be a scalar; got shape {tuple(value.shape)}")
         value = value.item()
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number; got {type(value).__name__}") from None
+        raise InputError(f"{name} must be a number; got {type(value).__name__}") from None
     if not math.isfinite(number) or number <= 0.0:
-        raise ValueError(f"{name} must be positive and finite; got {number!r}")
+        raise InputError(f"{name} must be positive and finite; got {number!r}")
     return number
 
 
 def _indices(name: str, index, n: int, device: torch.device) -> Tensor:
     idx = index if isinstance(index, Tensor) else torch.as_tensor(index)
     if idx.dtype.is_floating_point or idx.dtype == torch.bool or idx.ndim != 1:
-        raise ValueError(
+        raise InputError(
             f"{name} must be a 1-D integer tensor; got {idx.dtype}, shape {tuple(idx.shape)}"
         )
     idx = idx.to(device=device, dtype=torch.long)
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
-        raise ValueError(
+        raise InputError(
             f"{name} must lie in [0, {n}); got values in [{int(idx.min())}, {int(idx.max())}]"
         )
     return idx
@@ -251,12 +252,12 @@ def _indices(name: str, index, n: int, device: torch.device) -> Tensor:
 
 def _slice_bounds(name: str, s: slice, n: int) -> tuple[int, int]:
     if not isinstance(s, slice):
-        raise ValueError(f"{name} must be a slice; got {type(s).__name__}")
+        raise InputError(f"{name} must be a slice; got {type(s).__name__}")
     start, stop, step = s.indices(n)
     if step != 1:
-        raise ValueError(f"{name} must have step 1; got {step}")
+        raise InputError(f"{name} must have step 1; got {step}")
     if stop <= start:
-        raise ValueError(f"{name} selects no time points ({s} of {n})")
+        raise InputError(f"{name} selects no time points ({s} of {n})")
     return start, stop
 
 
@@ -266,19 +267,19 @@ def _parameters(p: Params, mode: str, n_angles: int, t: Tensor) -> tuple[Tensor,
     The dtype is float64 unless the grid and every tensor parameter are float32.
     """
     if not isinstance(p, Mapping):
-        raise ValueError(
+        raise InputError(
             f"p must be a mapping of parameter names to tensors; got {type(p).__name__}"
         )
     names = K.PHYSICAL[mode]
     expected = (*names, "contrast", "offset")
     missing = [k for k in expected if k not in p]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{missing[0]} is missing from p (mode {mode!r} needs {', '.join(expected)})"
         )
     unknown = [k for k in p if k not in expected]
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"{unknown[0]} is not a parameter of mode {mode!r} (expected {', '.join(expected)})"
         )
     dtype = t.dtype if t.is_floating_point() else torch.float64
@@ -286,18 +287,18 @@ def _parameters(p: Params, mode: str, n_angles: int, t: Tensor) -> tuple[Tensor,
         v = p[k]
         if isinstance(v, Tensor):
             if not (v.is_floating_point() or v.dtype in (torch.int32, torch.int64)):
-                raise ValueError(f"{k} must be a real number or tensor; got dtype {v.dtype}")
+                raise InputError(f"{k} must be a real number or tensor; got dtype {v.dtype}")
             if v.is_floating_point():
                 dtype = torch.promote_types(dtype, v.dtype)
         elif not isinstance(v, (int, float)):
-            raise ValueError(f"{k} must be a number or a tensor; got {type(v).__name__}")
+            raise InputError(f"{k} must be a number or a tensor; got {type(v).__name__}")
     if dtype not in (torch.float32, torch.float64):
         dtype = torch.float64
 
     def scalar(k: str) -> Tensor:
         v = _as_tensor(p[k], dtype, t.device)
         if v.numel() != 1:
-            raise ValueError(f"{k} must be a scalar; got shape {tuple(v.shape)}")
+            raise InputError(f"{k} must be a scalar; got shape {tuple(v.shape)}")
         return v.reshape(())
 
     def per_angle(k: str) -> Tensor:
@@ -305,7 +306,7 @@ def _parameters(p: Params, mode: str, n_angles: int, t: Tensor) -> tuple[Tensor,
         if v.ndim == 0:
             return v.expand(n_angles)
         if v.ndim != 1 or v.shape[0] != n_angles:
-            raise ValueError(
+            raise InputError(
                 f"{k} must have one value per angle: shape ({n_angles},) to match phi, or (); "
                 f"got shape {tuple(v.shape)}"
             )

@@ -25,6 +25,7 @@ through slices while the running problems form a contiguous run.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,15 +33,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from inversekit.errors import InputError
+from inversekit.contracts import BatchedLeastSquaresProblem, SavedState, Summary, implements
 from inversekit.linalg.damped import batched_damped_solve
 from inversekit.linalg.rows import contiguous_rows, finite_rows, select_rows
-from inversekit.optimize.levenberg_marquardt.solver import (
-    _MAX_FLOOR_STEPS,
-    _MIN_DAMPING,
-    LevenbergMarquardt,
+from inversekit.optimize.levenberg_marquardt.gauss_newton import (
+    MIN_DAMPING,
+    StopInputs,
+    batch_stops,
     cost_resolution,
+    initial_scale,
 )
+from inversekit.optimize.levenberg_marquardt.solver import LevenbergMarquardt
 from inversekit.results.status import Status
 
 # A second difference below this multiple of eps·max|r| is rounding, not curvature.
@@ -65,10 +68,6 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
 
     # --- solver contract ------------------------------------------------------------
     def init(self, problem) -> BatchedLMState:
-        if not hasattr(problem, "batched_normal_equations"):
-            raise InputError(
-                f"BatchedLM solves ik.BatchedLeastSquares problems; got {type(problem).__name__}"
-            )
         B, p = problem.u0.shape
         u = torch.where(torch.isfinite(problem.u0), problem.u0, 0.0)
         st = BatchedLMState.empty(u, p, self.lambda0)
@@ -77,7 +76,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         st.running[idx] = True
         if idx.numel():
             st.store(idx, problem.batched_normal_equations(u[idx], idx))
-            st.D[idx] = _initial_scale(st.A[idx])
+            st.D[idx] = initial_scale(st.A[idx])
             st.n_fev[idx] = 1
             st.n_jev[idx] = 1
             st.stop(idx[~st.finite(idx)], Status.NONFINITE)
@@ -114,12 +113,40 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         counts = Counter(s for s in st.status if s is not None)
         return counts.most_common(1)[0][0] if counts else Status.NONFINITE
 
-    def postprocess(self, problem, st: BatchedLMState, run):
-        from inversekit.results.batched import batched_result
+    def accepts(self, problem) -> str | None:
+        if not implements(problem, BatchedLeastSquaresProblem):
+            return "BatchedLM needs a batched least-squares problem (ik.BatchedLeastSquares)"
+        return None
 
-        for b in torch.nonzero(st.running).flatten().tolist():
-            st.status[b] = run.status  # budget or callback stopped these
-        return batched_result(problem, st, run, solver=self.name)
+    def cost(self, st: BatchedLMState) -> float:
+        return st.cost
+
+    def n_evals(self, st: BatchedLMState) -> int:
+        return int(st.n_fev.max()) if st.n_fev.numel() else 0
+
+    def point(self, problem, st: BatchedLMState) -> Tensor:
+        return st.u
+
+    def summary(self, problem, st: BatchedLMState) -> Summary:
+        h = torch.stack(st.history, dim=1)
+        steps = torch.arange(h.shape[1], device=h.device)
+        history = torch.where(steps[None, :] <= st.n_iter[:, None], h, torch.nan)
+        return Summary(
+            u=st.u,
+            cost=st.costs,
+            n_fev=st.n_fev,
+            n_jev=st.n_jev,
+            statuses=list(st.status),  # None: still running when the loop stopped the run
+            n_iter=st.n_iter,
+            history=history,
+            curvature=st.A,
+        )
+
+    def save(self, st: BatchedLMState) -> SavedState:
+        return st.save()
+
+    def restore(self, problem, saved: SavedState) -> BatchedLMState:
+        return BatchedLMState.restore(saved, problem.u0)
 
     # --- one trial for the problems still looking for a step ------------------------
     def _one_trial(self, problem, st, idx: Tensor, lam: Tensor, last_pred: Tensor) -> Tensor:
@@ -278,7 +305,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         st.u[rows] = u_new
         st.store(rows, ne)
         st.D[rows] = torch.maximum(st.D[rows], torch.diagonal(st.A[rows], dim1=1, dim2=2))
-        st.lam[rows] = torch.clamp(lam[rows] / self.lambda_down, min=_MIN_DAMPING)
+        st.lam[rows] = torch.clamp(lam[rows] / self.lambda_down, min=MIN_DAMPING)
         st.actual[rows], st.pred[rows], st.cost_before[rows] = actual, pred, cost_before
         st.previous_step_norm[rows] = st.step_norm[rows]
         st.step_norm[rows] = step_norm
@@ -286,35 +313,35 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
 
     # --- per-problem stopping tests (as LM.terminate) --------------------------------
     def _check_stops(self, st: BatchedLMState) -> None:
+        """The stopping tests of :mod:`.gauss_newton` for every running problem."""
         idx = torch.nonzero(st.running).flatten()
         if idx.numel() == 0:
             return
         rows = contiguous_rows(idx)
-        cost = st.costs[rows]
-        fl, sn, psn = st.floor_steps[rows], st.step_norm[rows], st.previous_step_norm[rows]
-        size = torch.linalg.vector_norm(torch.sqrt(st.D[rows]) * st.u[rows], dim=1)
-        tests = [
-            (cost == 0, Status.ZERO_RESIDUAL),
-            ((fl > 0) & ((fl >= _MAX_FLOOR_STEPS) | (sn > 0.9 * psn)), Status.PRECISION),
-            (_distance_left(sn, psn, fl) <= self.xtol * (size + self.xtol), Status.XTOL),
-            (_gradient_cosine(st.A[rows], st.g[rows], cost) <= self.gtol, Status.GTOL),
-        ]
-        if self.ftol > 0:  # in the order of LM.terminate: before XTOL
-            rel_a = st.actual[rows] / st.cost_before[rows]
-            rel_p = st.pred[rows] / st.cost_before[rows]
-            ftol = (rel_a <= self.ftol) & (rel_p <= self.ftol) & (rel_a <= 2 * rel_p)
-            tests.insert(2, (ftol, Status.FTOL))
-        # the first test a problem meets decides its status
-        which = torch.full_like(idx, len(tests))
-        for k in reversed(range(len(tests))):
-            which = torch.where(tests[k][0], k, which)
-        stopped = which < len(tests)
-        if bool(stopped.any()):
-            for k in torch.unique(which[stopped]).tolist():
-                st.stop(idx[which == k], tests[k][1])
+        inputs = StopInputs(
+            cost=st.costs[rows],
+            A=st.A[rows],
+            g=st.g[rows],
+            floor_steps=st.floor_steps[rows],
+            step_norm=st.step_norm[rows],
+            previous_step_norm=st.previous_step_norm[rows],
+            actual=st.actual[rows],
+            pred=st.pred[rows],
+            cost_before=st.cost_before[rows],
+            size=torch.linalg.vector_norm(torch.sqrt(st.D[rows]) * st.u[rows], dim=1),
+        )
+        for met, status in batch_stops(inputs, self):
+            if bool(met.any()):
+                st.stop(idx[met], status)
 
 
 BatchedLM = BatchedLevenbergMarquardt
+
+# The tensors of a batched state (per problem), as a checkpoint holds them.
+_TENSOR_FIELDS = (
+    "u", "costs", "A", "g", "D", "lam", "n_fev", "n_jev", "n_iter", "actual", "pred",
+    "cost_before", "step_norm", "previous_step_norm", "floor_steps", "running",
+)  # fmt: skip
 
 
 @dataclass
@@ -363,6 +390,21 @@ class BatchedLMState:
         c = self.costs[torch.isfinite(self.costs)]
         return float(c.sum())
 
+    def save(self) -> SavedState:
+        """Arrays and scalars of a checkpoint (tensors as host NumPy arrays)."""
+        out = {f: getattr(self, f).detach().cpu().numpy() for f in _TENSOR_FIELDS}
+        out["history"] = torch.stack(self.history, dim=1).cpu().numpy()
+        out["status"] = json.dumps([None if s is None else s.name for s in self.status])
+        return out
+
+    @classmethod
+    def restore(cls, saved: SavedState, like: Tensor) -> BatchedLMState:
+        """The state :meth:`save` wrote, on the device of ``like`` (the problem's start)."""
+        values = {f: torch.from_numpy(saved[f]).to(like.device) for f in _TENSOR_FIELDS}
+        history = torch.from_numpy(saved["history"]).to(like.device)
+        status = [None if s is None else Status[s] for s in json.loads(saved["status"])]
+        return cls(**values, status=status, history=list(history.unbind(1)))
+
     def store(self, idx: Tensor, ne) -> None:
         """Normal equations ``ne = (A, g, cost)`` of problems ``idx``."""
         self.A[idx], self.g[idx], self.costs[idx] = ne
@@ -376,30 +418,3 @@ class BatchedLMState:
         self.running[idx] = False
         for b in idx.tolist():
             self.status[b] = status
-
-
-def _initial_scale(A: Tensor) -> Tensor:
-    """Marquardt's diagonal scale per problem; a parameter with no effect gets the mean."""
-    d = torch.diagonal(A, dim1=1, dim2=2).clone()
-    pos = d > 0
-    count = pos.sum(1)
-    mean = torch.where(pos, d, 0.0).sum(1) / count.clamp(min=1)
-    fill = torch.where(count > 0, mean, 1.0)
-    return torch.where(pos, d, fill[:, None])
-
-
-def _gradient_cosine(A: Tensor, g: Tensor, cost: Tensor) -> Tensor:
-    """``max_i |g_i| / (‖J_i‖ ‖r‖)`` per problem: zero exactly at a stationary point."""
-    norm_r = torch.sqrt(2.0 * cost)
-    col = torch.sqrt(torch.diagonal(A, dim1=1, dim2=2))
-    ok = col > 0
-    ratio = torch.where(ok, g.abs() / torch.where(ok, col, 1.0), 0.0).amax(1)
-    zero = (norm_r == 0) | ~ok.any(1)
-    return torch.where(zero, 0.0, ratio / torch.where(zero, 1.0, norm_r))
-
-
-def _distance_left(sn: Tensor, psn: Tensor, floor_steps: Tensor) -> Tensor:
-    """Per problem, the distance the xtol test compares (as LM's ``_distance_left``)."""
-    rho = sn / psn
-    rest = torch.minimum(sn, sn * rho / (1.0 - rho))
-    return torch.where(floor_steps >= 2, rest, sn)

@@ -39,7 +39,7 @@ supports in float64; each is its own :class:`~inversekit.Status`):
 - precision: the predicted reduction is below the cost's resolution (:func:`cost_resolution`:
   64 ulp of the cost, and the rounding of the residuals ``(f - y)/σ``). Such steps are
   still taken, since the step comes from the exact ``JᵀWr``, while they keep
-  shrinking (at most ``_MAX_FLOOR_STEPS``); the run stops when they no longer shrink or a
+  shrinking (at most ``MAX_FLOOR_STEPS``); the run stops when they no longer shrink or a
   trial at that level makes the cost measurably worse.
 """
 
@@ -47,21 +47,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from torch import Tensor
 
+from inversekit.contracts import LeastSquaresProblem, SavedState, Summary, implements
 from inversekit.errors import InputError
 from inversekit.linalg.damped import DampedSystem
+from inversekit.optimize.levenberg_marquardt.gauss_newton import (
+    MIN_DAMPING,
+    StopInputs,
+    cost_resolution,
+    first_stop,
+    initial_scale,
+    is_finite,
+)
 from inversekit.results.status import Status
 
-# Relative cost changes below this many units in the last place are rounding noise.
-_COST_ULPS = 64
-# Units in the last place of y/σ taken as the rounding error of each whitened residual.
-_RESIDUAL_ULPS = 8
-# Steps taken below that resolution, while they keep shrinking, polish the last digits.
-_MAX_FLOOR_STEPS = 50
-_MIN_DAMPING = 1e-15
 # Above this many free parameters the secant term is not kept: it is a second p x p matrix
 # beside JᵀWJ, with O(p²) work per step, where NL2SOL-sized problems have tens.
 SECANT_MAX_PARAMS = 500
@@ -75,6 +78,7 @@ class LevenbergMarquardt:
         max_iter: accepted-or-rejected step budget (each step tries until it finds a
             reduction or ``max_rejections`` trials fail).
         max_time: wall-time budget in seconds (``None``: unlimited).
+        max_evals: budget of model evaluations (trial costs; ``None``: unlimited).
         ftol, xtol, gtol: stopping tolerances (see the module docstring).
         lambda0: initial damping, relative to the scaled curvature (whose diagonal is 1).
         lambda_up, lambda_down: damping factors after a failed / successful trial.
@@ -94,7 +98,7 @@ class LevenbergMarquardt:
             cannot come back (its derivative vanishes).
         secant: augment the Gauss–Newton model with a secant estimate ``S`` of the
             residual curvature ``Σ r_i ∇²r_i`` (NL2SOL's structured update), used for a
-            step when it predicted the last step better (see ``_secant``). Where the
+            step when it predicted the last step better (see ``secant_update``). Where the
             residuals are not small Gauss–Newton converges only linearly; measured on
             NIST: ENSO in 22 and 16 iterations instead of 77 and 70, Kirby2 and Chwirut
             a fifth to a third fewer, most others within a few iterations either way,
@@ -104,6 +108,7 @@ class LevenbergMarquardt:
 
     max_iter: int = 1000
     max_time: float | None = None
+    max_evals: int | None = None
     ftol: float = 0.0
     xtol: float = 1e-15
     gtol: float = 1e-15
@@ -133,28 +138,31 @@ class LevenbergMarquardt:
             )
         if self.lambda_up <= 1 or self.lambda_down <= 1:
             raise InputError("LM options `lambda_up` and `lambda_down` must be > 1")
+        if self.max_evals is not None and not (
+            isinstance(self.max_evals, int) and self.max_evals >= 1
+        ):
+            raise InputError(
+                f"LM option `max_evals` must be a positive integer, got {self.max_evals}"
+            )
         if self.max_time is not None and not self.max_time > 0:
             raise InputError(f"LM option `max_time` must be > 0 seconds, got {self.max_time}")
 
     # --- solver contract ------------------------------------------------------------
     def init(self, problem) -> LMState:
-        if not hasattr(problem, "evaluator"):
-            raise InputError(
-                f"LM solves least-squares problems (ik.LeastSquares); got {type(problem).__name__}"
-            )
         evaluator = problem.evaluator()
-        x = evaluator.start()
-        A, g, cost = evaluator.normal_equations(x)
+        uh = evaluator.start()
+        A, g, cost = evaluator.normal_equations(uh)
         return LMState(
-            x=x,
-            u=evaluator.point(x),
+            uh=uh,
+            u=evaluator.point(uh),
             cost=cost,
             A=A,
             g=g,
-            D=_initial_scale(A),
+            D=initial_scale(A),
             lam=self.lambda0,
             n_fev=1,
-            reason=None if _finite(A, g) else Status.NONFINITE,
+            reason=None if is_finite(A, g) else Status.NONFINITE,
+            jacobian=problem.jacobian,
         )
 
     def step(self, problem, state: LMState) -> LMState:
@@ -182,17 +190,17 @@ class LevenbergMarquardt:
             # Below its resolution the cost cannot confirm a step; the step still comes from
             # the exact JᵀWr, so take it if it does not measurably hurt.
             floor = pred <= noise
-            step, x_new, cost_new, evals = self._trial(
+            step, uh_new, cost_new, evals = self._trial(
                 evaluator, problem, state, system, delta, pred, floor
             )
             n_fev += evals
             actual = state.cost - cost_new
             good = (pred > 0 and actual >= self.accept * pred) or (floor and actual >= -noise)
             if math.isfinite(cost_new) and good:
-                A, g, cost = evaluator.normal_equations(x_new)
-                if _finite(A, g):
-                    jr = evaluator.previous_jacobian_times(state.x, x_new)
-                    new = _Point(x_new, evaluator.point(x_new), cost, A, g, jr)
+                A, g, cost = evaluator.normal_equations(uh_new)
+                if is_finite(A, g):
+                    jr = evaluator.previous_jacobian_times(state.uh, uh_new)
+                    new = AcceptedPoint(uh_new, evaluator.point(uh_new), cost, A, g, jr)
                     return self._accepted(state, new, step, actual, pred, lam, n_fev, floor)
             if augmented:  # the secant model failed: Gauss-Newton's at the same damping
                 augmented, H = False, state.A
@@ -206,63 +214,63 @@ class LevenbergMarquardt:
     def terminate(self, problem, state: LMState) -> Status | None:
         if state.reason is not None:
             return state.reason
-        if state.cost == 0.0:
-            return Status.ZERO_RESIDUAL
-        if state.floor_steps and (
-            state.floor_steps >= _MAX_FLOOR_STEPS
-            or state.step_norm > 0.9 * state.previous_step_norm
-        ):
-            return Status.PRECISION  # Gauss-Newton steps stopped shrinking: rounding noise
-        rel_actual = state.actual / state.cost_before
-        rel_pred = state.pred / state.cost_before
-        if (
-            self.ftol > 0
-            and rel_actual <= self.ftol
-            and rel_pred <= self.ftol
-            and rel_actual <= 2 * rel_pred
-        ):
-            return Status.FTOL
-        size = math.sqrt(float(np.dot(state.D, state.x**2)))
-        if _distance_left(state) <= self.xtol * (size + self.xtol):
-            return Status.XTOL
-        if _gradient_cosine(state.A, state.g, state.cost) <= self.gtol:
-            return Status.GTOL
+        size = math.sqrt(float(np.dot(state.D, state.uh**2)))
+        return first_stop(state.stop_inputs(size), self)
+
+    def accepts(self, problem) -> str | None:
+        if not implements(problem, LeastSquaresProblem):
+            return "Levenberg–Marquardt needs a least-squares problem (ik.LeastSquares)"
         return None
 
-    def postprocess(self, problem, state: LMState, run):
-        from inversekit.results.least_squares import least_squares_result
+    def cost(self, state: LMState) -> float:
+        return state.cost
 
-        u = problem.evaluator().result_point(state.x)
-        return least_squares_result(problem, u, run, solver=self.name, n_fev=state.n_fev)
+    def n_evals(self, state: LMState) -> int:
+        return state.n_fev
+
+    def point(self, problem, state: LMState) -> Tensor:
+        return state.u
+
+    def summary(self, problem, state: LMState) -> Summary:
+        # the point as the problem's tensor, with what is known there handed over, so the
+        # result's cost and covariance need no model call
+        u = problem.evaluator().result_point(state.uh)
+        return Summary(u=u, cost=state.cost, n_fev=state.n_fev, n_jev=state.n_jev)
+
+    def save(self, state: LMState) -> SavedState:
+        return state.save()
+
+    def restore(self, problem, saved: SavedState) -> LMState:
+        return LMState.restore(problem, saved)
 
     # --- maths ----------------------------------------------------------------------
     def _trial(self, evaluator, problem, state: LMState, system, delta, pred, floor):
         """Evaluate the damped step ``δ`` and, where it is needed, its accelerated version.
 
-        The plain point ``x + δ`` is tried first. When the linear model fails there (actual
+        The plain point ``uh + δ`` is tried first. When the linear model fails there (actual
         reduction below ``geodesic_below`` times the predicted), the geodesic acceleration
-        ``a`` is computed with the same factor and ``x + δ + a/2`` tried too; the better of
-        the two is returned as ``(step, x_new, cost_new, model evaluations)``.
+        ``a`` is computed with the same factor and ``uh + δ + a/2`` tried too; the better of
+        the two is returned as ``(step, uh_new, cost_new, model evaluations)``.
         """
-        x_plain = state.x + delta
-        cost_plain = self._trial_cost(evaluator, state, x_plain, floor)
+        uh_plain = state.uh + delta
+        cost_plain = self._trial_cost(evaluator, state, uh_plain, floor)
         if (
             not self.geodesic
             or floor
             or (math.isfinite(cost_plain) and state.cost - cost_plain >= self.geodesic_below * pred)
         ):
-            return delta, x_plain, cost_plain, 1
+            return delta, uh_plain, cost_plain, 1
         step = self._accelerated(evaluator, problem, state, system, delta)
         if step is None:
-            return delta, x_plain, cost_plain, 1
-        x_acc = state.x + step
-        cost_acc = evaluator.cost(x_acc)
+            return delta, uh_plain, cost_plain, 1
+        uh_acc = state.uh + step
+        cost_acc = evaluator.cost(uh_acc)
         if math.isfinite(cost_acc) and not cost_acc >= cost_plain:
-            return step, x_acc, cost_acc, 2
-        return delta, x_plain, cost_plain, 2
+            return step, uh_acc, cost_acc, 2
+        return delta, uh_plain, cost_plain, 2
 
     @staticmethod
-    def _trial_cost(evaluator, state: LMState, x: np.ndarray, floor: bool) -> float:
+    def _trial_cost(evaluator, state: LMState, uh: np.ndarray, floor: bool) -> float:
         """The cost at a trial point, with the normal equations there when the step is
         likely to be accepted (they are needed next, and the pass that gives them gives
         the cost): always below the cost's resolution, where the step is taken unless it
@@ -270,8 +278,8 @@ class LevenbergMarquardt:
         a well-modelled step for an engine whose fused pass costs little more than the
         cost (``speculative``: no second pass over the data)."""
         if floor or (evaluator.speculative and state.actual >= 0.75 * state.pred):
-            return evaluator.normal_equations(x)[2]
-        return evaluator.cost(x)
+            return evaluator.normal_equations(uh)[2]
+        return evaluator.cost(uh)
 
     def _too_long(self, bounded: np.ndarray | None, delta: np.ndarray) -> bool:
         """Whether ``δ`` moves a bounded parameter by more than ``max_bounded_step``."""
@@ -282,7 +290,7 @@ class LevenbergMarquardt:
         ``A + S``), or ``None`` when the
         acceleration is not finite or too large (``2‖a‖/‖δ‖ > geodesic_ratio``, scaled),
         or when ``δ + a/2`` moves a bounded parameter too far (``max_bounded_step``)."""
-        accel = system.solve(-evaluator.geodesic_rhs(state.x, delta))
+        accel = system.solve(-evaluator.geodesic_rhs(state.uh, delta))
         if not np.isfinite(accel).all() or not accel.any():
             return None
         sd = np.sqrt(state.D)
@@ -291,22 +299,24 @@ class LevenbergMarquardt:
         step = delta + 0.5 * accel
         return None if self._too_long(problem.params.bounded, step) else step
 
-    def _accepted(self, state, new: _Point, delta, actual, pred, lam, n_fev, floor) -> LMState:
+    def _accepted(
+        self, state, new: AcceptedPoint, delta, actual, pred, lam, n_fev, floor
+    ) -> LMState:
         scaled = np.sqrt(state.D) * delta
         step_norm = math.sqrt(float(scaled @ scaled))
         S, augmented = state.S, False
         if self.secant and delta.size <= SECANT_MAX_PARAMS:
-            S, augmented = _secant(state, new, delta, actual)
+            S, augmented = secant_update(state, new, delta, actual)
         return LMState(
             S=S,
             augmented=augmented,
-            x=new.x,
+            uh=new.uh,
             u=new.u,
             cost=new.cost,
             A=new.A,
             g=new.g,
             D=np.maximum(state.D, np.diagonal(new.A)),
-            lam=max(lam / self.lambda_down, _MIN_DAMPING),
+            lam=max(lam / self.lambda_down, MIN_DAMPING),
             n_fev=n_fev,
             delta=delta,
             actual=actual,
@@ -315,6 +325,8 @@ class LevenbergMarquardt:
             step_norm=step_norm,
             previous_step_norm=state.step_norm,
             floor_steps=state.floor_steps + 1 if floor else 0,
+            jacobian=state.jacobian,
+            jev_offset=state.jev_offset,
         )
 
 
@@ -322,29 +334,29 @@ LM = LevenbergMarquardt
 
 
 @dataclass
-class _Point:
+class AcceptedPoint:
     """An accepted point (host float64, and as the problem's tensor) with its normal
     equations (host float64)."""
 
-    x: np.ndarray
+    uh: np.ndarray
     u: Tensor
     cost: float
     A: np.ndarray
     g: np.ndarray
-    jr: np.ndarray | None = None  # J(previous point)ᵀ r(x), where the evaluator has it
+    jr: np.ndarray | None = None  # J(previous point)ᵀ r(uh), where the evaluator has it
 
 
 @dataclass
 class LMState:
     """Levenberg–Marquardt iterate: point, normal equations there, scaling and damping.
 
-    The point ``x``, ``A = JᵀWJ``, ``g = JᵀWr`` and the Marquardt scale ``D`` are float64
+    The point ``uh``, ``A = JᵀWJ``, ``g = JᵀWr`` and the Marquardt scale ``D`` are float64
     NumPy arrays on the host, whatever the problem's dtype and device: the solver's
     ``p``-sized algebra is cheaper there, and float64 keeps it accurate for float32
-    problems. ``u`` is ``x`` as the problem's tensor (what callbacks and results see).
+    problems. ``u`` is ``uh`` as the problem's tensor (what callbacks and results see).
     """
 
-    x: np.ndarray
+    uh: np.ndarray
     u: Tensor
     cost: float
     A: np.ndarray
@@ -359,39 +371,72 @@ class LMState:
     step_norm: float = math.inf  # ‖√D δ‖ of the last accepted step
     previous_step_norm: float = math.inf
     floor_steps: int = 0  # consecutive accepted steps too small for the cost to confirm
-    S: np.ndarray | None = None  # secant estimate of Σ r_i ∇²r_i (see _secant)
+    S: np.ndarray | None = None  # secant estimate of Σ r_i ∇²r_i (see secant_update)
     augmented: bool = False  # the next step uses JᵀWJ + S
     reason: Status | None = None
+    jacobian: Any = None  # the problem's derivative engine (counts Jacobian evaluations)
+    jev_offset: int = 0  # Jacobian evaluations made before a resume, in another process
+
+    @property
+    def n_jev(self) -> int:
+        """Jacobian evaluations of this run (the engine's count, plus those made before a
+        resume)."""
+        return self.jacobian.n_jev + self.jev_offset
+
+    def stop_inputs(self, size: float) -> StopInputs:
+        return StopInputs(
+            cost=self.cost,
+            A=self.A,
+            g=self.g,
+            floor_steps=self.floor_steps,
+            step_norm=self.step_norm,
+            previous_step_norm=self.previous_step_norm,
+            actual=self.actual,
+            pred=self.pred,
+            cost_before=self.cost_before,
+            size=size,
+        )
+
+    def save(self) -> SavedState:
+        """Arrays and scalars of a checkpoint (``u`` is ``uh`` as a tensor: not saved)."""
+        out = {f: getattr(self, f) for f in _SAVED_FIELDS}
+        out["reason"] = None if self.reason is None else self.reason.name
+        out["n_jev"] = self.n_jev
+        return out
+
+    @classmethod
+    def restore(cls, problem, saved: SavedState) -> LMState:
+        """The state :meth:`save` wrote, with the problem's evaluator told where the run
+        stands (the Jacobian there, which the next step's secant update reads)."""
+        values = {f: saved[f] for f in _SAVED_FIELDS}
+        for f in ("cost", "lam", "actual", "pred", "cost_before", "step_norm"):
+            values[f] = float(values[f])
+        values["previous_step_norm"] = float(values["previous_step_norm"])
+        values["n_fev"], values["floor_steps"] = int(values["n_fev"]), int(values["floor_steps"])
+        values["augmented"] = bool(values["augmented"])
+        evaluator = problem.evaluator()
+        uh = np.asarray(values["uh"], dtype=np.float64)
+        values["uh"] = uh
+        done_before = int(saved["n_jev"])
+        evaluator.resume_at(uh, (values["A"], values["g"], values["cost"]))
+        reason = saved["reason"]
+        return cls(
+            u=evaluator.point(uh),
+            reason=None if reason is None else Status[reason],
+            jacobian=problem.jacobian,
+            jev_offset=done_before - problem.jacobian.n_jev,
+            **values,
+        )
 
 
-def cost_resolution(cost, data_norm, eps: float):
-    """The smallest change of ``cost = ½ r·r`` that is not rounding.
-
-    Two parts: ``_COST_ULPS`` units in the last place of the cost itself, and the
-    cancellation in ``r = (f - y)/σ``: each residual carries an error of a few ulp of
-    ``y/σ`` (``_RESIDUAL_ULPS``), which moves the cost by up to ``ε ‖r‖ ‖y/σ‖`` times
-    that many (Cauchy–Schwarz). The second dominates for small residuals (a fit to
-    about 1e-6 of the data, such as NIST Lanczos), where the cost cannot resolve what
-    its gradient still can. ``eps`` is the machine epsilon of the problem's dtype (its
-    residuals and cost are computed in it). Floats, or tensors of one value per problem of
-    a batch.
-    """
-    return eps * (_COST_ULPS * cost + _RESIDUAL_ULPS * data_norm * (2.0 * cost) ** 0.5)
+# The fields a checkpoint holds (with the reason, and n_jev added by the solver).
+_SAVED_FIELDS = (
+    "uh", "cost", "A", "g", "D", "lam", "n_fev", "delta", "actual", "pred", "cost_before",
+    "step_norm", "previous_step_norm", "floor_steps", "S", "augmented",
+)  # fmt: skip
 
 
-def _distance_left(state: LMState) -> float:
-    """The scaled distance to the solution the xtol test compares: the last step, or,
-    after two steps below the cost's resolution (where the steps contract by a measured
-    ``ρ < 0.9``: linearly for Gauss–Newton, faster with the secant term), the rest of
-    their geometric series."""
-    sn = state.step_norm
-    if state.floor_steps < 2:
-        return sn
-    rho = sn / state.previous_step_norm
-    return min(sn, sn * rho / (1.0 - rho))
-
-
-def _secant(state: LMState, new: _Point, s: np.ndarray, actual: float):
+def secant_update(state: LMState, new: AcceptedPoint, s: np.ndarray, actual: float):
     """Update the estimate ``S`` of the residual curvature ``Σ r_i ∇²r_i`` after the step
     ``s`` and choose the model of the next step.
 
@@ -428,31 +473,3 @@ def _secant(state: LMState, new: _Point, s: np.ndarray, actual: float):
     # S⁺ = τS + (w yᵀ + y wᵀ)/yᵀs - (wᵀs) y yᵀ/(yᵀs)², as two outer products
     v = y / ys
     return S + np.outer(w, v) + np.outer(v, w - float(w.dot(s)) * v), augmented
-
-
-def _finite(A: np.ndarray, g: np.ndarray) -> bool:
-    return bool(np.isfinite(A).all() and np.isfinite(g).all())
-
-
-def _initial_scale(A: np.ndarray) -> np.ndarray:
-    """Marquardt's diagonal scale; a parameter with no effect gets the mean scale."""
-    d = np.diagonal(A).copy()
-    if d.min() > 0:
-        return d
-    positive = d[d > 0]
-    d[~(d > 0)] = positive.mean() if positive.size else 1.0
-    return d
-
-
-def _gradient_cosine(A: np.ndarray, g: np.ndarray, cost: float) -> float:
-    """``max_i |(Jᵀr)_i| / (‖J_i‖ ‖r‖)``: zero exactly at a stationary point."""
-    norm_r = math.sqrt(2.0 * cost)
-    col = np.sqrt(np.diagonal(A))
-    if norm_r == 0:
-        return 0.0
-    if col.min() > 0:  # the usual case: no column without effect
-        return float((np.abs(g) / col).max()) / norm_r
-    ok = col > 0
-    if not ok.any():
-        return 0.0
-    return float((np.abs(g[ok]) / col[ok]).max()) / norm_r

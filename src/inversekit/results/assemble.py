@@ -1,0 +1,64 @@
+"""The one result builder: the fields every solver has plus the statistics the problem
+defines.
+
+The loop hands over the solver's :class:`~inversekit.contracts.Summary` (final point,
+cost, counts, message) and its own :class:`Run` (status, iterations, time, history); the
+problem's contract decides which statistics are added: chi2, covariance and friends for
+least squares, nothing more for a scalar objective. A batched problem gets the batched
+form of the same result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inversekit.contracts import (
+    BatchedLeastSquaresProblem,
+    LeastSquaresProblem,
+    Summary,
+    implements,
+)
+from inversekit.results.batched import BatchedFitResult, batched_result
+from inversekit.results.fit_result import FitResult
+from inversekit.results.least_squares import least_squares_statistics
+from inversekit.results.status import Status
+
+
+@dataclass
+class Run:
+    """What the loop measured: status, iterations, wall time, cost after each iteration."""
+
+    status: Status
+    n_iter: int
+    time: float
+    history: list[float] = field(default_factory=list)
+
+
+def build_result(problem, summary: Summary, run: Run, solver: str) -> FitResult | BatchedFitResult:
+    """The result of ``solver``'s run on ``problem`` (see the module docstring)."""
+    if implements(problem, BatchedLeastSquaresProblem):
+        return batched_result(problem, summary, run, solver=solver)
+    u = summary.u
+    params = problem.params
+    stats = least_squares_statistics(problem, u) if implements(problem, LeastSquaresProblem) else {}
+    cost = summary.cost if not stats else 0.5 * stats["chi2"]
+    return FitResult(
+        params={k: v.detach() for k, v in problem.unpack(u).items()},
+        x=params.physical(u).detach(),
+        labels=params.labels(),
+        cost=cost,
+        status=run.status,
+        n_iter=run.n_iter,
+        n_fev=int(summary.n_fev),
+        n_jev=int(summary.n_jev),
+        time=run.time,
+        history=list(run.history),
+        solver=solver,
+        message=_message(run.status, summary.message),
+        **stats,
+    )
+
+
+def _message(status: Status, own: str) -> str:
+    """The status's message, with the solver's own words when it has more to say."""
+    return status.value if not own or own == status.value else f"{status.value} ({own})"
