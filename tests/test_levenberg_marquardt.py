@@ -459,7 +459,7 @@ def test_max_bounded_step_must_be_positive():
 
 def test_secant_update_satisfies_the_secant_condition():
     """S⁺ s = y# = g⁺ - g - JᵀJ s, symmetric, from S = 0 and from a previous S."""
-    from inversekit.optimize.levenberg_marquardt.solver import LMState, AcceptedPoint, secant_update
+    from inversekit.optimize.levenberg_marquardt.solver import AcceptedPoint, LMState, secant_update
 
     rng = np.random.default_rng(5)
     p = 4

@@ -125,7 +125,10 @@ def _report_lines(r: FitResult) -> list[str]:
 def _parameter_lines(r: FitResult, limit: int = 40) -> list[str]:
     width = max([len(label) for label in r.labels[:limit]] + [4])
     if not r.stderr:  # no uncertainties defined (a scalar objective): values only
-        lines = [f"    {label:<{width}}  {float(v): .10g}" for label, v in zip(r.labels, r.x)]
+        lines = [
+            f"    {label:<{width}}  {float(v): .10g}"
+            for label, v in zip(r.labels, r.x, strict=True)
+        ]
         more = len(r.labels) - limit
         return lines[:limit] + ([f"    ... {more} more free elements"] if more > 0 else [])
     sd = torch.cat([v.reshape(-1) for v in r.stderr.values()])
