@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from inversekit.linalg.arrays import INF, amax, amin, eps, transpose, where
 from inversekit.linalg.host import host64
 
 
@@ -106,21 +107,32 @@ def inverse_curvature(
     return _from_eigen(eig, V, s, near_null_ratio)
 
 
+def eigen_inverse(eig, V, s):
+    """The inverse of ``A`` from the eigendecomposition ``(eig, V)`` of its unit-curvature
+    scaled form ``S A S`` (``S = diag(s)``, ``s = 1/√diag(A)``), over any leading batch axes
+    (NumPy arrays for one problem, torch tensors for a batch: one formula for both).
+
+    Directions whose eigenvalue is below ``p · eps`` times the largest are numerically
+    singular: they are left out of the inverse and the parameters taking part in them
+    (|component| > 1e-3) are flagged. Returns ``(inverse, condition, singular, relative)``:
+    the condition number of ``S A S`` (inf when singular) and the eigenvalues relative to
+    the largest.
+    """
+    p = eig.shape[-1]
+    top = amax(eig, -1, keepdims=True)
+    low = amin(eig, -1)
+    keep = eig > p * eps(eig) * top
+    inv_eig = where(keep, 1.0 / where(keep, eig, 1.0), 0.0)
+    inverse = ((V * inv_eig[..., None, :]) @ transpose(V)) * s[..., :, None] * s[..., None, :]
+    singular = ((abs(V) > 1e-3) & ~keep[..., None, :]).any(-1)
+    condition = where(low > 0, top[..., 0] / where(low > 0, low, 1.0), INF)
+    return inverse, condition, singular, eig / top
+
+
 def _from_eigen(eig: np.ndarray, V: np.ndarray, s: np.ndarray, ratio: float) -> InverseCurvature:
-    p = eig.size
-    top = float(eig.max())
-    low = float(eig.min())
-    scale = s[:, None] * s[None, :]
-    near = eig < ratio * top
-    if low > p * np.finfo(np.float64).eps * top:  # the usual case: nothing singular
-        inverse = ((V / eig) @ V.T) * scale
-        singular = np.zeros(p, dtype=bool)
-    else:
-        keep = eig > p * np.finfo(np.float64).eps * top
-        inverse = ((V * (1.0 / np.where(keep, eig, np.inf))) @ V.T) * scale
-        singular = (np.abs(V[:, ~keep]) > 1e-3).any(axis=1)
-    condition = top / low if low > 0 else float("inf")
-    return InverseCurvature(inverse, condition, V[:, near], eig[near] / top, singular)
+    inverse, condition, singular, relative = eigen_inverse(eig, V, s)
+    near = relative < ratio
+    return InverseCurvature(inverse, float(condition), V[:, near], relative[near], singular)
 
 
 def _large_inverse(A: Tensor, ratio: float, n_power: int = 50) -> InverseCurvature | None:

@@ -6,7 +6,6 @@ a message naming the culprit before any solver runs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -24,7 +23,13 @@ from inversekit.problem.model_calls import (
     prepare_input,
     to_tensor,
 )
-from inversekit.problem.noise import GaussianNoise, first_where, make_noise, not_finite
+from inversekit.problem.noise import (
+    GaussianNoise,
+    first_where,
+    gaussian_log_likelihood,
+    make_noise,
+    not_finite,
+)
 from inversekit.problem.params import Params
 
 Model = Callable[..., Tensor]
@@ -396,13 +401,10 @@ class LeastSquares:
         With the noise known: ``-chi2/2 + ½ log det W - n/2 log 2π``. With it unknown the
         noise variance is profiled out (``s² = chi2/n``): ``-n/2 (log(2π chi2/n) + 1)``.
         """
-        chi2 = self.chi2(u)
-        n = self.n_data
-        if self.noise.known:
-            return -0.5 * chi2 + self.noise.log_normaliser()
-        if chi2 == 0.0:
-            return math.inf  # an exact fit with unknown noise: the profiled variance is zero
-        return -0.5 * n * (math.log(2 * math.pi * chi2 / n) + 1.0)
+        noise = self.noise
+        return gaussian_log_likelihood(
+            self.chi2(u), noise.n_effective, noise.log_det_weights, noise.known
+        )
 
     # --- the scalar-problem contract: value ½ r·r, gradient Jᵀr, Gauss–Newton products ---
     def value(self, u: Tensor) -> float:

@@ -108,6 +108,23 @@ class GaussianNoise:
         return 0.5 * self.log_det_weights - 0.5 * self.n_effective * math.log(2 * math.pi)
 
 
+def gaussian_log_likelihood(chi2, n, log_det_weights, known: bool):
+    """The Gaussian log-likelihood of a fit with ``chi2 = rᵀWr`` over ``n`` weighted points,
+    for one problem (floats) or a batch (tensors): the same formula.
+
+    With the noise known: ``-chi2/2 + ½ log det W - n/2 log 2π``. With it unknown the noise
+    variance is profiled out (``s² = chi2/n``): ``-n/2 (log(2π chi2/n) + 1)``, ``+inf`` for an
+    exact fit (the profiled variance is zero).
+    """
+    if known:
+        return -0.5 * chi2 + 0.5 * log_det_weights - 0.5 * n * math.log(2 * math.pi)
+    if isinstance(chi2, Tensor):
+        return -0.5 * n * (torch.log(2 * math.pi * chi2 / n) + 1.0)
+    if chi2 == 0.0:
+        return math.inf
+    return -0.5 * n * (math.log(2 * math.pi * chi2 / n) + 1.0)
+
+
 def _finite(name: str, t: Tensor) -> None:
     count, first = first_where(t, not_finite)
     if count:

@@ -18,12 +18,13 @@ import torch
 from torch import Tensor
 
 from inversekit.contracts import Summary
-from inversekit.linalg.curvature import batched_eigh
+from inversekit.linalg.curvature import batched_eigh, eigen_inverse
 from inversekit.linalg.rows import contiguous_rows, finite_rows, select_rows
+from inversekit.problem.noise import gaussian_log_likelihood
 from inversekit.results.archive import identical, to_archive
 from inversekit.results.fit_result import FitResult
 from inversekit.results.status import Status
-from inversekit.results.uncertainty import directions
+from inversekit.results.uncertainty import directions, physical_uncertainty
 
 _NEAR_NULL_RATIO = 1e-10
 BATCHED_FORMAT = "inversekit.BatchedFitResult"
@@ -217,11 +218,9 @@ def _split(params, flat: Tensor) -> dict[str, Tensor]:
 def _log_likelihood(problem, chi2: Tensor) -> Tensor:
     """Gaussian log-likelihood per problem (noise variance profiled out when unknown)."""
     n = problem.n_data.to(chi2.dtype)
-    if not problem.noise_known:
-        return -0.5 * n * (torch.log(2 * math.pi * chi2 / n) + 1.0)
     sw = problem.sqrt_weights
     logdet = 2.0 * torch.log(torch.where(sw > 0, sw, 1.0)).sum(1)  # zero weights add log 1
-    return -0.5 * chi2 + 0.5 * logdet - 0.5 * n * math.log(2 * math.pi)
+    return gaussian_log_likelihood(chi2, n, logdet, problem.noise_known)
 
 
 class _Uncertainty:
@@ -256,13 +255,7 @@ class _Uncertainty:
         d = torch.diagonal(A, dim1=1, dim2=2)
         s = torch.where(d > 0, torch.rsqrt(torch.where(d > 0, d, 1.0)), 1.0)
         eig, V = batched_eigh(A * s[:, :, None] * s[:, None, :])
-        top = eig.amax(1, keepdim=True)
-        keep = eig > p * torch.finfo(eig.dtype).eps * top
-        inv_eig = torch.where(keep, 1.0 / torch.where(keep, eig, 1.0), 0.0)
-        inverse = ((V * inv_eig[:, None, :]) @ V.mT) * s[:, :, None] * s[:, None, :]
-        low = eig.amin(1)
-        condition = torch.where(low > 0, top[:, 0] / torch.where(low > 0, low, 1.0), math.inf)
-        singular = ((V.abs() > 1e-3) & ~keep[:, None, :]).any(2)
+        inverse, condition, singular, relative = eigen_inverse(eig, V, s)
         ndf = (problem.n_data[idx] - p).to(chi2.dtype)
         scale = (
             torch.ones_like(chi2)
@@ -270,22 +263,13 @@ class _Uncertainty:
             else torch.where(ndf > 0, chi2 / ndf.clamp(min=1), math.nan)
         )
         G = _derivative(problem.params, u)
-        cov = scale[:, None, None] * inverse * G[:, :, None] * G[:, None, :]
-        var = torch.diagonal(cov, dim1=1, dim2=2).clone()
-        var[singular] = math.inf
-        stderr = torch.sqrt(var)
         distance = _distance(problem.params, u)
-        pinned = (distance <= stderr) | (singular & torch.isfinite(distance))
-        stderr[pinned] = math.nan
-        sd = torch.sqrt(torch.diagonal(cov, dim1=1, dim2=2))
-        corr = cov / (sd[:, :, None] * sd[:, None, :])
-        bad = ~torch.isfinite(stderr)
-        corr = torch.where(bad[:, :, None] | bad[:, None, :], math.nan, corr)
+        cov, stderr, pinned, corr = physical_uncertainty(inverse, scale, G, singular, distance)
         dtype = self.covariance.dtype  # the problem's (A may be float64 for float32 data)
         rows = contiguous_rows(idx)
         self.covariance[rows], self.correlation[rows] = cov.to(dtype), corr.to(dtype)
         self.stderr[rows], self.condition[rows] = stderr.to(dtype), condition.to(dtype)
-        self.eig[rows], self.V[rows] = (eig / top).to(dtype), V.to(dtype)
+        self.eig[rows], self.V[rows] = relative.to(dtype), V.to(dtype)
         self.pinned[rows], self.singular[rows] = pinned, singular
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from inversekit.linalg.arrays import INF, NAN, copy, diagonal, isfinite, sqrt, where
 from inversekit.linalg.curvature import inverse_curvature
 from inversekit.linalg.host import host64, on_host64
 
@@ -49,20 +50,15 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
     else:
         inv = inverse_curvature(A=problem.normal_equations(u).A)
     ndf = n - p
-    if problem.noise.known:
+    if problem.noise_known:
         scale = 1.0
     else:
         scale = chi2 / ndf if ndf > 0 else math.nan
-    # p-sized algebra on the host, like the inverse itself
-    cov = scale * inv.inverse
-    if not params.identity:  # the delta method, C_x = G C_u G
-        G = host64(params.derivative(u))
-        cov *= G[:, None] * G[None, :]
-    var = np.diagonal(cov).copy()
-    var[inv.singular] = math.inf
-    stderr = np.sqrt(var)
-    pinned = _pinned(params, u, stderr, inv.singular)
-    stderr[pinned] = math.nan
+    G = None if params.identity else host64(params.derivative(u))
+    distance = None
+    if params.bounded is not None:  # unbounded parameters are never at a bound
+        distance = host64(params.distance_to_bounds(params.physical(u)))
+    cov, stderr, pinned, corr = physical_uncertainty(inv.inverse, scale, G, inv.singular, distance)
     labels = params.labels()
     host = on_host64(u)
 
@@ -73,7 +69,7 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
     return Uncertainty(
         covariance=tensor(cov),
         stderr=tensor(stderr),
-        correlation=tensor(_correlation(cov, stderr)),
+        correlation=tensor(corr),
         scale=scale,
         condition=inv.condition,
         near_null=directions(inv.null_directions, labels),
@@ -82,26 +78,36 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
     )
 
 
-def _pinned(params, u: Tensor, stderr: np.ndarray, singular: np.ndarray) -> np.ndarray:
-    """Parameters held by a bound: the bound within one standard error, or a singular
-    direction running into it. Unbounded parameters never are (an unidentifiable one is
-    reported as such, not as at a bound)."""
-    if params.bounded is None:
-        return np.zeros(stderr.shape, dtype=bool)
-    distance = host64(params.distance_to_bounds(params.physical(u)))
-    return np.isfinite(distance) & ((distance <= stderr) | singular)
+def physical_uncertainty(inverse, scale, G, singular, distance):
+    """Covariance and flags in physical space from the inverse curvature in ``u``, over any
+    leading batch axes (NumPy for one problem, torch for a batch: one formula for both).
 
-
-def _correlation(cov: np.ndarray, stderr: np.ndarray) -> np.ndarray:
-    sd = np.sqrt(np.diagonal(cov))
-    if sd.min() > 0 and np.isfinite(stderr).all():  # the usual case, no zero division
-        return cov / (sd[:, None] * sd[None, :])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = cov / (sd[:, None] * sd[None, :])
-    bad = ~np.isfinite(stderr)
-    corr[bad, :] = math.nan
-    corr[:, bad] = math.nan
-    return corr
+    ``C_x = s² G (JᵀWJ)⁻¹ G`` with ``scale = s²`` and ``G = dx/du`` (``None``: identity);
+    parameters in ``singular`` directions get infinite variance; a parameter whose bound
+    lies within one standard error (``distance`` to the nearest bound, ``None`` when
+    nothing is bounded), or whose singular direction runs into a bound, is ``pinned`` and
+    its standard error reported as NaN; correlations of such parameters are NaN. Returns
+    ``(covariance, stderr, pinned, correlation)``.
+    """
+    if not isinstance(scale, float):
+        scale = scale[..., None, None]
+    cov = scale * inverse
+    if G is not None:  # the delta method, C_x = G C_u G
+        cov = cov * G[..., :, None] * G[..., None, :]
+    var = copy(diagonal(cov))
+    var[singular] = INF
+    stderr = sqrt(var)
+    if distance is None:
+        pinned = singular & False
+    else:
+        pinned = (distance <= stderr) | (singular & isfinite(distance))
+    stderr[pinned] = NAN
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 where sd is 0: set NaN below
+        sd = sqrt(diagonal(cov))
+        corr = cov / (sd[..., :, None] * sd[..., None, :])
+    bad = ~isfinite(stderr)
+    corr = where(bad[..., :, None] | bad[..., None, :], NAN, corr)
+    return cov, stderr, pinned, corr
 
 
 def directions(vectors, labels: list[str], weight: float = 0.1) -> list[list[str]]:

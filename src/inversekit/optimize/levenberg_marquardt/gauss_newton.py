@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from inversekit.linalg.arrays import diagonal, minimum, where
 from inversekit.results.status import Status
 
 # Relative cost changes below this many units in the last place are rounding noise.
@@ -47,52 +48,32 @@ def cost_resolution(cost, data_norm, eps: float):
     return eps * (COST_ULPS * cost + RESIDUAL_ULPS * data_norm * (2.0 * cost) ** 0.5)
 
 
-def _diagonal(A):
-    if isinstance(A, torch.Tensor):
-        return torch.diagonal(A, dim1=-2, dim2=-1)
-    return np.diagonal(A, axis1=-2, axis2=-1)
-
-
-def _where(condition, a, b):
-    if isinstance(condition, torch.Tensor):
-        return torch.where(condition, a, b)
-    if isinstance(condition, np.ndarray):
-        return np.where(condition, a, b)
-    return a if condition else b
-
-
-def _minimum(a, b):
-    if isinstance(a, torch.Tensor):
-        return torch.minimum(a, b)
-    return np.minimum(a, b) if isinstance(a, np.ndarray) else min(a, b)
-
-
 def initial_scale(A):
     """Marquardt's diagonal scale ``diag(A)``; a parameter with no effect (zero column)
     gets the mean of the others (1 when none has an effect)."""
-    d = _diagonal(A)
+    d = diagonal(A)
     positive = d > 0
     if bool(positive.all()):  # the usual case
         return d.copy() if isinstance(d, np.ndarray) else d.clone()
     count = positive.sum(-1)
-    total = _where(positive, d, 0.0).sum(-1)
-    fill = _where(count > 0, total / _where(count > 0, count, 1), 1.0)
-    return _where(positive, d, fill[..., None])
+    total = where(positive, d, 0.0).sum(-1)
+    fill = where(count > 0, total / where(count > 0, count, 1), 1.0)
+    return where(positive, d, fill[..., None])
 
 
 def gradient_cosine(A, g, cost):
     """``max_i |(Jᵀr)_i| / (‖J_i‖ ‖r‖)``: zero exactly at a stationary point. ``A = JᵀJ``,
     ``g = Jᵀr``, ``cost = ½ r·r``; columns without effect are left out."""
     norm_r = (2.0 * cost) ** 0.5
-    col = _diagonal(A) ** 0.5
+    col = diagonal(A) ** 0.5
     if isinstance(col, np.ndarray) and norm_r > 0 and col.min() > 0:
         # one problem, no column without effect: the usual case, in three NumPy calls
         return float((np.abs(g) / col).max()) / norm_r
     ok = col > 0
-    ratio = _where(ok, abs(g) / _where(ok, col, 1.0), 0.0)
+    ratio = where(ok, abs(g) / where(ok, col, 1.0), 0.0)
     ratio = ratio.amax(-1) if isinstance(ratio, torch.Tensor) else ratio.max(-1)
     zero = (norm_r == 0) | ~ok.any(-1)
-    return _where(zero, 0.0, ratio / _where(zero, 1.0, norm_r))
+    return where(zero, 0.0, ratio / where(zero, 1.0, norm_r))
 
 
 def distance_left(step_norm, previous_step_norm, floor_steps):
@@ -103,8 +84,8 @@ def distance_left(step_norm, previous_step_norm, floor_steps):
     if not isinstance(floor_steps, torch.Tensor) and floor_steps < 2:
         return step_norm
     rho = step_norm / previous_step_norm
-    rest = _minimum(step_norm, step_norm * rho / (1.0 - rho))
-    return _where(floor_steps >= 2, rest, step_norm)
+    rest = minimum(step_norm, step_norm * rho / (1.0 - rho))
+    return where(floor_steps >= 2, rest, step_norm)
 
 
 @dataclass
