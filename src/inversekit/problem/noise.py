@@ -103,10 +103,6 @@ class GaussianNoise:
             total += float(torch.dot(part, part))
         return math.sqrt(total)
 
-    def log_normaliser(self) -> float:
-        """``0.5 log det W - n/2 log 2π`` over the points that carry weight."""
-        return 0.5 * self.log_det_weights - 0.5 * self.n_effective * math.log(2 * math.pi)
-
 
 def gaussian_log_likelihood(chi2, n, log_det_weights, known: bool):
     """The Gaussian log-likelihood of a fit with ``chi2 = rᵀWr`` over ``n`` weighted points,
