@@ -14,15 +14,18 @@ NOTES_DIR = BENCH_DIR / "notes"
 CONSTRAINTS = REPO / "constraints.txt"
 
 
-def shared_dir() -> Path:
-    """The project's shared folder: ``$INVERSEKIT_SHARED`` or ``<repo>/../shared``."""
-    override = os.environ.get("INVERSEKIT_SHARED")
-    return Path(override).expanduser().resolve() if override else REPO.parent / "shared"
+# Public reference data kept in the repository (the tests read them too).
+TEST_DATA = REPO / "tests" / "data"
 
 
 def nist_dir() -> Path:
-    """Folder holding the NIST StRD ``.dat`` files."""
-    return shared_dir() / "data" / "nist_strd"
+    """Folder holding the NIST StRD ``.dat`` files (in the repository)."""
+    return TEST_DATA / "nist_strd"
+
+
+def xpcs_reference() -> Path:
+    """homodyne's exact two-time correlation outputs (in the repository)."""
+    return TEST_DATA / "xpcs" / "reference_c2.npz"
 
 
 def peer_envs_dir() -> Path:

@@ -6,7 +6,7 @@ q = 0.0054 1/A, L = 2e6 A, homodyne's benchmark truth, 2P + 7 = 13 parameters. S
 inversekit (torch, ``torch.func.jacfwd``) and homodyne 2.23.3 (JAX, jitted ``jax.jacfwd``).
 Each fresh child times ``--kernel-repeats`` calls after a warm-up and reports the medians.
 
-Quality gate: every side reproduces ``shared/data/xpcs/reference_c2.npz`` (homodyne's
+Quality gate: every side reproduces ``tests/data/xpcs/reference_c2.npz`` (homodyne's
 outputs on four small cases) to max |dc2| < ``--gate-c2`` (1e-12); the sides got identical
 parameters and their c2 on the benchmark case agree to max |dc2| < ``--gate-c2``; their
 Jacobians agree column by column to ``--gate-jac-rtol`` (1e-8) relative to the column's
@@ -21,7 +21,7 @@ import math
 from typing import Any
 
 from benchmarks import fmt
-from benchmarks.paths import RUNS_DIR, shared_dir
+from benchmarks.paths import RUNS_DIR, xpcs_reference
 from benchmarks.registry import Benchmark
 from benchmarks.runner import Case, Gate, Side
 
@@ -124,7 +124,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Case], list[Side], Gate]:
         "theta": theta,
         "repeats": args.kernel_repeats,
         "stride": args.jac_stride,
-        "reference": str(shared_dir() / "data" / "xpcs" / "reference_c2.npz"),
+        "reference": str(xpcs_reference()),
         "outdir": str(RUNS_DIR / "xpcs-kernel"),
     }
     sides = [s for s in SIDES if not args.sides or s.name in args.sides]

@@ -11,7 +11,7 @@ Both take the Jacobian with respect to all 2P + 7 parameters as one flat vector
 phi0]`` and give a ``(P N^2, 2P + 7)`` matrix. Times are medians over ``repeats`` calls
 after one warm-up (homodyne: the first call, which compiles, is reported on its own).
 
-Quality (not timed): c2 on the four cases of ``shared/data/xpcs/reference_c2.npz`` (max
+Quality (not timed): c2 on the four cases of ``tests/data/xpcs/reference_c2.npz`` (max
 |c2 - reference|), and, on the benchmark case, c2, every ``stride``-th Jacobian row and the
 Jacobian's column norms written to ``<outdir>/<side>.npz`` for the gate to compare sides.
 """
