@@ -208,3 +208,36 @@ def test_single_fit_on_cuda_matches_cpu():
         assert float(gpu.params[k]) == pytest.approx(float(cpu.params[k]), rel=1e-8, abs=1e-10)
         assert float(gpu.stderr[k]) == pytest.approx(float(cpu.stderr[k]), rel=1e-6)
     assert gpu.chi2 == pytest.approx(cpu.chi2, rel=1e-10)
+
+
+@requires_cuda
+def test_checkpoints_resume_on_cuda(tmp_path):
+    """A batched and a single fit on CUDA stopped by their budget resume from the
+    checkpoint to the uninterrupted answer (the state goes back to the data's device)."""
+    x, y, start = peaks(500, seed=11)
+
+    def batched(device):
+        params = ik.Params(a=1.0, c=0.0, w=ik.Param(1.0, bounds=(0.0, None)), b0=0.0, b1=0.0)
+        return ik.BatchedLeastSquares(
+            peak, params, inputs=(x.to(device),), y=y.to(device), sigma=0.05,
+            start={k: v.to(device) for k, v in start.items()}, jacobian="eager",
+        )  # fmt: skip
+
+    path = tmp_path / "batched.ckpt"
+    short = ik.fit(batched("cuda"), ik.LM(max_iter=2), checkpoint=path)
+    assert short.status.count(ik.Status.MAX_ITER) > 0
+    resumed = ik.fit(batched("cuda"), ik.LM(), resume=path)
+    whole = ik.fit(batched("cuda"), ik.LM())
+    assert resumed.params["a"].device.type == "cuda"
+    assert torch.equal(resumed.n_iter.cpu(), whole.n_iter.cpu())
+    for k in NAMES:
+        torch.testing.assert_close(resumed.params[k], whole.params[k], rtol=1e-12, atol=0)
+
+    params = ik.Params({k: float(start[k][0]) for k in NAMES}, device="cuda")
+    single = ik.LeastSquares(peak, params, inputs=(x.cuda(),), y=y[0].cuda(), sigma=0.05)
+    path = tmp_path / "single.ckpt"
+    ik.fit(single, ik.LM(max_iter=2), checkpoint=path)
+    again = ik.LeastSquares(peak, params, inputs=(x.cuda(),), y=y[0].cuda(), sigma=0.05)
+    resumed, whole = ik.fit(again, resume=path), ik.fit(again)
+    assert resumed.n_iter == whole.n_iter and resumed.success
+    torch.testing.assert_close(resumed.x, whole.x, rtol=1e-12, atol=0)
