@@ -78,3 +78,35 @@ def test_report_lists_every_free_element_and_the_status(result):
         assert f"    {label} " in text
     assert result.status.name in text and "covariance absolute (noise level given)" in text
     assert str(result) == text
+
+
+def test_batched_result_round_trip_is_bit_identical(tmp_path):
+    x = torch.linspace(0.0, 2.0, 30, dtype=torch.float64)
+    k = torch.tensor([[0.5], [1.0], [2.0]], dtype=torch.float64)
+    y = 2.0 * torch.exp(-k * x) + 0.01 * torch.cos(9.0 * x)
+    y[1, 3] = math.nan  # one problem not attempted: its note and NaN statistics survive
+    params = ik.Params(a=1.0, k=ik.Param(1.0, bounds=(0.0, None)), c=ik.Param(0.0, fixed=True))
+    problem = ik.BatchedLeastSquares(
+        lambda p, x: p["a"] * torch.exp(-p["k"] * x) + p["c"], params, inputs=(x,), y=y
+    )
+    batched = ik.fit(problem)
+    assert batched.notes[1] is not None and batched.notes[0] is None
+    path = tmp_path / "batch.npz"
+    batched.save(path)
+    loaded = ik.load(path)
+    assert isinstance(loaded, ik.BatchedFitResult)
+    assert loaded == batched
+    assert loaded.status == batched.status and loaded.notes == batched.notes
+    assert loaded[2].report() == batched[2].report()
+    loaded.x[0, 0] = torch.nextafter(loaded.x[0, 0], torch.tensor(math.inf, dtype=torch.float64))
+    assert loaded != batched
+
+
+def test_objective_result_round_trip_and_report(tmp_path):
+    objective = ik.Objective(lambda p: (p["a"] - 2.0) ** 2 + p["b"] ** 2, ik.Params(a=0.0, b=1.0))
+    result = ik.fit(objective)
+    assert result.solver == "L-BFGS-B" and result.success
+    assert result.covariance is None and result.stderr == {} and result.n_data is None
+    assert "chi-square" not in result.report() and "    a " in result.report()
+    result.save(tmp_path / "objective.npz")
+    assert ik.load(tmp_path / "objective.npz") == result

@@ -95,7 +95,8 @@ def _report_lines(r: FitResult) -> list[str]:
     lines = [
         f"[[Fit: {r.solver}]]",
         f"    status          {r.status.name}: {r.message}{mark}",
-        f"    iterations      {r.n_iter}  (function evals {r.n_fev}, Jacobian evals {r.n_jev})",
+        f"    iterations      {r.n_iter}  (function evals {r.n_fev}, "
+        f"{'gradient' if r.n_data is None else 'Jacobian'} evals {r.n_jev})",
         f"    time            {r.time:.4g} s",
     ]
     if r.n_data is None:  # a scalar objective: no data statistics
