@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import inversekit as ik
-from inversekit.optimize.levenberg_marquardt.solver import cost_resolution
+from inversekit.optimize.levenberg_marquardt.gauss_newton import cost_resolution
 from inversekit.problem.evaluators import HostEvaluator, TensorEvaluator, make_evaluator
 
 
@@ -93,11 +93,15 @@ def test_fit_switches_to_the_tensor_path_when_the_complex_step_fails_midway():
 
 
 def test_a_fit_is_the_same_through_either_evaluator():
-    host = ik.fit(peak_problem(), progress=False)
-    problem = peak_problem()
-    problem._evaluator = TensorEvaluator(problem)
-    tensor = ik.fit(problem, progress=False)
-    assert host.status == tensor.status
+    """One chunk of rows: the host evaluator; the same data in three row chunks: the
+    tensor evaluator, with the same complex-step engine."""
+    host_problem = peak_problem()
+    full = peak_problem(chunk_rows=40, rowwise=True)
+    assert isinstance(host_problem.evaluator(), HostEvaluator)
+    assert isinstance(full.evaluator(), TensorEvaluator) and len(full.chunks) == 3
+    assert full.jacobian.engine_name == host_problem.jacobian.engine_name == "complex-step"
+    host, tensor = ik.fit(host_problem, progress=False), ik.fit(full, progress=False)
+    assert host.success and tensor.success
     for name in ("a", "mu", "s", "c"):
         assert float(host.params[name]) == pytest.approx(float(tensor.params[name]), rel=1e-12)
         assert float(host.stderr[name]) == pytest.approx(float(tensor.stderr[name]), rel=1e-9)
