@@ -89,6 +89,8 @@ def fit(
             ``checkpoint_every`` iterations (default 1) and at the end, atomically.
         resume: a checkpoint file written by a run of the same solver on the same
             problem; the run continues from it to the answer an uninterrupted run gives.
+            Budgets count the whole run (iterations and time before the checkpoint
+            included): a run stopped by its budget continues under a larger one.
 
     Returns:
         A :class:`~inversekit.FitResult` (a :class:`~inversekit.BatchedFitResult` for a

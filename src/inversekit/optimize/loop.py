@@ -55,14 +55,14 @@ class Checkpointing:
     every: int = 1
 
 
-def _progress_bar(enabled: bool | None, total: int, name: str):
+def _progress_bar(enabled: bool | None, total: int, done: int, name: str):
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=name, unit="it", leave=False)
+    return tqdm(total=total, initial=done, desc=name, unit="it", leave=False)
 
 
 def _budget_status(solver: Solver, state, n_iter: int, elapsed: float) -> Status | None:
@@ -124,7 +124,7 @@ def iterate(
         )
         ckpt.write(checkpoint.path, ck)
 
-    bar = _progress_bar(progress, solver.max_iter, solver.name)
+    bar = _progress_bar(progress, solver.max_iter, n_iter, solver.name)
     try:
         while status is None:
             status = _budget_status(solver, state, n_iter, elapsed())
