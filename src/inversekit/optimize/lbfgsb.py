@@ -79,8 +79,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from scipy.optimize import _lbfgsb
-from scipy.optimize._lbfgsb_py import status_messages, task_messages
 from torch import Tensor
 
 from inversekit.contracts import (
@@ -361,6 +359,10 @@ class LBFGSB:
     # --- maths ----------------------------------------------------------------------
     def _setulb(self, state: LBFGSBState) -> None:
         """One call of SciPy's routine: it updates ``state``'s arrays in place."""
+        # imported here: scipy.optimize costs 20 MB and a tenth of a second to import,
+        # which users of the other solvers need not pay
+        from scipy.optimize import _lbfgsb
+
         c = state.coords
         _lbfgsb.setulb(
             self.history,
@@ -557,6 +559,8 @@ def _nonfinite(what: list[str]) -> str:
 
 def _text(state: LBFGSBState) -> str:
     """SciPy's words for ``setulb``'s task."""
+    from scipy.optimize._lbfgsb_py import status_messages, task_messages
+
     code, detail = int(state.task[0]), int(state.task[1])
     text = f"{status_messages.get(code, code)}: {task_messages.get(detail, detail)}"
     if code == _ABNORMAL and not task_messages.get(detail):
