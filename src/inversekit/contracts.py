@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:  # the contracts name types of the layers below, never import them
+if TYPE_CHECKING:  # the contracts name types of other layers, never import them at run time
     from inversekit.problem.params import Params
+    from inversekit.results.status import Status
 
 State = TypeVar("State")
 # What a solver's state becomes in a checkpoint: arrays and JSON-able scalars only.
@@ -198,7 +199,7 @@ class Solver(Protocol[State]):
 
     def init(self, problem: Any) -> State: ...
     def step(self, problem: Any, state: State) -> State: ...
-    def terminate(self, problem: Any, state: State) -> Any: ...
+    def terminate(self, problem: Any, state: State) -> Status | None: ...
     def cost(self, state: State) -> float:
         """The cost at the state's point (a batch: the sum over running problems)."""
         ...
