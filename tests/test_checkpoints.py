@@ -128,6 +128,15 @@ def test_missing_checkpoint_is_refused(tmp_path):
         ik.fit(problem("lm"), resume=tmp_path / "nowhere.ckpt")
 
 
+def test_checkpoint_in_a_missing_folder_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ik.InputError, match="does not exist or is not writable"):
+        ik.fit(problem("lm"), checkpoint=tmp_path / "nowhere" / "run.ckpt")
+    with pytest.raises(ik.InputError, match="is a folder"):
+        ik.fit(problem("lm"), checkpoint=tmp_path)
+    with pytest.raises(ik.InputError, match="is not a file"):
+        ik.fit(problem("lm"), resume=tmp_path)
+
+
 @pytest.mark.parametrize("every", [0, -1, 1.5])
 def test_bad_checkpoint_every_is_refused(every, tmp_path):
     with pytest.raises(ik.InputError, match="checkpoint_every must be a positive integer"):

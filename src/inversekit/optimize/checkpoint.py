@@ -77,8 +77,10 @@ def read(path, *, solver: str, problem: dict[str, Any]) -> Checkpoint:
     ``problem`` fingerprint it is to resume; a missing, corrupt or foreign file is refused
     with an :class:`~inversekit.InputError` naming it."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"checkpoint file {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"checkpoint file {path} is not a file")
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -170,4 +172,11 @@ def checkpointing(path, every) -> Checkpointing | None:
     every = 1 if every is None else every
     if not (isinstance(every, int) and every >= 1):
         raise InputError(f"checkpoint_every must be a positive integer, got {every!r}")
+    folder = Path(path).resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(
+            f"checkpoint {path}: the folder {folder} does not exist or is not writable"
+        )
+    if Path(path).is_dir():
+        raise InputError(f"checkpoint {path} is a folder; give a file path")
     return Checkpointing(str(path), every)
