@@ -70,6 +70,11 @@ def test_checkpoint_of_a_finished_run_gives_its_result(kind, tmp_path):
     again = ik.fit(problem(kind), solver(kind), resume=path)
     assert again.status == first.status
     np.testing.assert_array_equal(_params(again), _params(first))
+    if kind == "batched":  # not iterated again
+        assert torch.equal(again.n_iter, first.n_iter) and torch.equal(again.n_fev, first.n_fev)
+    else:
+        assert (again.n_iter, again.n_fev) == (first.n_iter, first.n_fev)
+        assert again.history == first.history
 
 
 def test_resume_after_a_budget_continues_to_the_same_answer(tmp_path):
@@ -137,7 +142,47 @@ def test_checkpoint_in_a_missing_folder_is_refused_before_any_work(tmp_path):
         ik.fit(problem("lm"), resume=tmp_path)
 
 
-@pytest.mark.parametrize("every", [0, -1, 1.5])
+@pytest.mark.parametrize("missing", ["state/uh", "cost", "n_iter"])
+def test_incomplete_checkpoint_is_refused(missing, tmp_path):
+    """A checkpoint missing a field (another layout, a damaged writer) is refused by name."""
+    import json
+
+    path = tmp_path / "full.ckpt"
+    ik.fit(problem("lm"), ik.LM(max_iter=3), checkpoint=path)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    if missing in arrays:
+        del arrays[missing]
+    elif missing in meta["scalars"]:
+        del meta["scalars"][missing]
+    else:
+        del meta[missing]
+    arrays["meta"] = np.array(json.dumps(meta))
+    broken = tmp_path / "broken.ckpt"
+    with open(broken, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(ik.InputError, match="broken.ckpt is incomplete"):
+        ik.fit(problem("lm"), resume=broken)
+
+
+def test_checkpoint_of_another_layout_is_refused(tmp_path):
+    import json
+
+    path = tmp_path / "old.ckpt"
+    ik.fit(problem("lm"), ik.LM(max_iter=3), checkpoint=path)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["format"] = "inversekit.checkpoint/0"
+    arrays["meta"] = np.array(json.dumps(meta))
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(ik.InputError, match="old.ckpt has layout 'inversekit.checkpoint/0'"):
+        ik.fit(problem("lm"), resume=path)
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5, True])
 def test_bad_checkpoint_every_is_refused(every, tmp_path):
     with pytest.raises(ik.InputError, match="checkpoint_every must be a positive integer"):
         ik.fit(problem("lm"), checkpoint=tmp_path / "x.ckpt", checkpoint_every=every)

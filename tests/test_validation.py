@@ -149,3 +149,28 @@ def test_lm_on_an_objective_is_refused():
     objective = ik.Objective(lambda p: (p["a"] - 1.0) ** 2, ik.Params(a=0.0))
     with pytest.raises(ik.InputError, match="LM cannot solve this Objective: .*least-squares"):
         ik.fit(objective, ik.LM())
+
+
+def test_a_model_without_effect_converges_without_crashing():
+    """No parameter changes the output (a zero Jacobian): Marquardt's scale falls back to
+    one, the fit ends, and every parameter is reported as not identifiable."""
+    x = np.linspace(0.0, 1.0, 20)
+    problem = ik.LeastSquares(
+        lambda p, x: p["a"] * 0.0 * x + 1.0, ik.Params(a=1.0, b=2.0), inputs=(x,), y=np.ones(20)
+    )
+    result = ik.fit(problem)
+    assert result.status.success or result.status is ik.Status.ZERO_RESIDUAL
+
+
+def test_an_unbounded_unidentifiable_parameter_beside_a_bounded_one_is_not_at_a_bound():
+    """(a + b) x + c with c bounded: a and b are not separately identifiable; they are
+    reported as such (stderr inf), not as held by a bound (NaN)."""
+    x = np.linspace(0.0, 1.0, 30)
+    y = 2.0 * x + 0.5 + 0.01 * np.sin(11 * x)
+    params = ik.Params(a=1.0, b=0.5, c=ik.Param(0.2, bounds=(0.0, 10.0)))
+    result = ik.fit(
+        ik.LeastSquares(lambda p, x: (p["a"] + p["b"]) * x + p["c"], params, inputs=(x,), y=y)
+    )
+    assert result.unidentified == ["a", "b"] and result.at_bounds == []
+    assert np.isinf(float(result.stderr["a"])) and np.isinf(float(result.stderr["b"]))
+    assert np.isfinite(float(result.stderr["c"]))

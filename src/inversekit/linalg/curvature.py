@@ -126,7 +126,7 @@ def eigen_inverse(eig, V, s):
     inverse = ((V * inv_eig[..., None, :]) @ transpose(V)) * s[..., :, None] * s[..., None, :]
     singular = ((abs(V) > 1e-3) & ~keep[..., None, :]).any(-1)
     condition = where(low > 0, top[..., 0] / where(low > 0, low, 1.0), INF)
-    return inverse, condition, singular, eig / top
+    return inverse, condition, singular, eig / where(top > 0, top, 1.0)
 
 
 def _from_eigen(eig: np.ndarray, V: np.ndarray, s: np.ndarray, ratio: float) -> InverseCurvature:

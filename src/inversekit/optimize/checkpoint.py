@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from inversekit.errors import InputError
+from inversekit.results.status import Status
 
-FORMAT = "inversekit.checkpoint"
+FORMAT = "inversekit.checkpoint/1"  # the layout version: another one is refused
 
 
 @dataclass
@@ -90,26 +91,42 @@ def read(path, *, solver: str, problem: dict[str, Any]) -> Checkpoint:
             f"checkpoint file {path} is corrupt or not an inversekit checkpoint "
             f"({type(exc).__name__}: {exc})"
         ) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith(
+        FORMAT.split("/")[0]
+    ):
         raise InputError(f"checkpoint file {path} is not an inversekit checkpoint")
-    if meta["solver"] != solver:
+    if meta["format"] != FORMAT:
         raise InputError(
-            f"checkpoint file {path} was written by solver {meta['solver']!r}, not by "
+            f"checkpoint file {path} has layout {meta['format']!r}; this version of inversekit "
+            f"reads {FORMAT!r}"
+        )
+    if meta.get("solver") != solver:
+        raise InputError(
+            f"checkpoint file {path} was written by solver {meta.get('solver')!r}, not by "
             f"{solver!r}; resume with the solver that wrote it"
         )
-    if meta["problem"] != problem:
-        what = [k for k in problem if meta["problem"].get(k) != problem[k]]
+    if meta.get("problem") != problem:
+        saved = meta.get("problem") or {}
+        what = [k for k in problem if saved.get(k) != problem[k]]
         raise InputError(
             f"checkpoint file {path} was written for another problem (differs in: "
             f"{', '.join(what) or 'its description'}); it cannot resume this one"
         )
-    state.update(meta["scalars"])
-    return Checkpoint(
-        solver=meta["solver"],
-        problem=meta["problem"],
-        state=state,
-        n_iter=int(meta["n_iter"]),
-        elapsed=float(meta["elapsed"]),
-        history=[float(c) for c in meta["history"]],
-        status=meta["status"],
-    )
+    try:
+        state.update(meta["scalars"])
+        status = meta["status"]
+        if status is not None and status not in Status.__members__:
+            raise KeyError(status)
+        return Checkpoint(
+            solver=meta["solver"],
+            problem=meta["problem"],
+            state=state,
+            n_iter=int(meta["n_iter"]),
+            elapsed=float(meta["elapsed"]),
+            history=[float(c) for c in meta["history"]],
+            status=status,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"checkpoint file {path} is incomplete ({type(exc).__name__}: {exc})"
+        ) from None

@@ -98,7 +98,15 @@ def iterate(
     fingerprint = problem.fingerprint() if checkpoint or resume else None
     if resume is not None:
         saved = ckpt.read(resume, solver=solver.name, problem=fingerprint)
-        state = solver.restore(problem, saved.state)
+        try:
+            state = solver.restore(problem, saved.state)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(
+                f"checkpoint file {resume} is incomplete or was written by another version "
+                f"of inversekit ({type(exc).__name__}: {exc})"
+            ) from None
         n_iter, history, before = saved.n_iter, saved.history, saved.elapsed
         # a run stopped by a budget or the callback continues (with this solver's budgets);
         # one that converged or failed is over
@@ -170,7 +178,7 @@ def checkpointing(path, every) -> Checkpointing | None:
             raise InputError("checkpoint_every was given without checkpoint (a file path)")
         return None
     every = 1 if every is None else every
-    if not (isinstance(every, int) and every >= 1):
+    if not (isinstance(every, int) and not isinstance(every, bool) and every >= 1):
         raise InputError(f"checkpoint_every must be a positive integer, got {every!r}")
     folder = Path(path).resolve().parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):

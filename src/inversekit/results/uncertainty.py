@@ -100,7 +100,9 @@ def physical_uncertainty(inverse, scale, G, singular, distance):
     if distance is None:
         pinned = singular & False
     else:
-        pinned = (distance <= stderr) | (singular & isfinite(distance))
+        # unbounded elements (distance inf) are never at a bound: an unidentifiable one is
+        # reported as such (inf), not as pinned
+        pinned = isfinite(distance) & ((distance <= stderr) | singular)
     stderr[pinned] = NAN
     with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 where sd is 0: set NaN below
         sd = sqrt(diagonal(cov))

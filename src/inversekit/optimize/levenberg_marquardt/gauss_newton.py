@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from inversekit.linalg.arrays import diagonal, minimum, where
+from inversekit.linalg.arrays import INF, diagonal, minimum, where
 from inversekit.results.status import Status
 
 # Relative cost changes below this many units in the last place are rounding noise.
@@ -57,8 +57,11 @@ def initial_scale(A):
         return d.copy() if isinstance(d, np.ndarray) else d.clone()
     count = positive.sum(-1)
     total = where(positive, d, 0.0).sum(-1)
-    fill = where(count > 0, total / where(count > 0, count, 1), 1.0)
-    return where(positive, d, fill[..., None])
+    if not isinstance(d, torch.Tensor):  # one problem: a scalar fill
+        fill = total / count if count > 0 else 1.0
+        return np.where(positive, d, fill)
+    fill = torch.where(count > 0, total / count.clamp(min=1), 1.0)
+    return torch.where(positive, d, fill[..., None])
 
 
 def gradient_cosine(A, g, cost):
@@ -83,7 +86,7 @@ def distance_left(step_norm, previous_step_norm, floor_steps):
     their geometric series, ``‖δ‖ ρ/(1 - ρ)``."""
     if not isinstance(floor_steps, torch.Tensor) and floor_steps < 2:
         return step_norm
-    rho = step_norm / previous_step_norm
+    rho = step_norm / where(previous_step_norm > 0, previous_step_norm, INF)
     rest = minimum(step_norm, step_norm * rho / (1.0 - rho))
     return where(floor_steps >= 2, rest, step_norm)
 
