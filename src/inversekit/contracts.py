@@ -43,22 +43,22 @@ SavedState = Mapping[str, "np.ndarray | float | int | str | bool | None"]
 
 
 def implements(obj: object, contract: type) -> bool:
-    """Whether ``obj`` meets the runtime-checkable ``contract``; a yes for one of the
-    library's own classes is remembered (a Protocol ``isinstance`` probes every member:
+    """Whether ``obj`` meets the runtime-checkable ``contract``; the verdict for one of
+    the library's own classes is remembered (a Protocol ``isinstance`` probes every member:
     tens of microseconds, which a small fit of a few milliseconds would pay several
     times)."""
     key = (type(obj), contract)
-    if key in _VERDICTS:
-        return True
-    verdict = isinstance(obj, contract)
-    if verdict and type(obj).__module__.startswith("inversekit."):
-        # the library's own classes set their members in __init__: one instance decides
-        # for all; a duck-typed user object is probed each time
-        _VERDICTS.add(key)
+    verdict = _VERDICTS.get(key)
+    if verdict is None:
+        verdict = isinstance(obj, contract)
+        if type(obj).__module__.startswith("inversekit."):
+            # the library's own classes set their members in __init__: one instance
+            # decides for all; a duck-typed user object is probed each time
+            _VERDICTS[key] = verdict
     return verdict
 
 
-_VERDICTS: set[tuple[type, type]] = set()
+_VERDICTS: dict[tuple[type, type], bool] = {}
 
 
 @runtime_checkable
