@@ -100,6 +100,7 @@ class DerivativeEngine(Protocol):
     engine_name: str  # which engine runs (after any fall-back)
     reason: str  # why it was chosen
     n_jev: int  # Jacobian passes over all data so far
+    speculative: bool  # its normal equations cost little more than a cost pass
 
     def normal_equations(self, u: Tensor) -> Any:
         """``NormalEquations(A = JᵀWJ, g = JᵀWr, cost)`` at ``u``."""
@@ -152,6 +153,7 @@ class BatchedLeastSquaresProblem(Protocol):
     n_data: Tensor  # (B,)
     noise_known: bool
     notes: list[str | None]  # why a problem was not attempted (None: it was)
+    speculative: bool  # normal equations cost little more than costs (ask for them early)
 
     def valid_indices(self) -> Tensor: ...
     def costs(self, u: Tensor, idx: Tensor) -> Tensor: ...

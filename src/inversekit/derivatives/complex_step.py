@@ -60,6 +60,8 @@ class ComplexStepJacobian:
             (against the real inputs) or ``"vmap"``.
     """
 
+    speculative = False  # its batch of p complex calls costs more than one cost pass
+
     def __init__(self, problem, step: float = STEP):
         self.problem = problem
         self.step = step

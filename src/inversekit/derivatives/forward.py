@@ -61,6 +61,8 @@ class ChunkedJacobian:
     Evaluations are counted in ``n_jev`` (Jacobian passes over all rows).
     """
 
+    speculative = False  # a normal-equation pass costs p + 1 cost passes
+
     engine_name = "eager"
     reason = "forward-mode AD, chunk by chunk"
 

@@ -571,4 +571,4 @@ def _text(state: LBFGSBState) -> str:
 def _failure(state: LBFGSBState) -> Status:
     """The status of a run ``setulb`` ended without converging (abnormal line search,
     warning, error)."""
-    return getattr(Status, "FAILED", Status.STALLED) if state.task[0] == _ERROR else Status.STALLED
+    return Status.FAILED if state.task[0] == _ERROR else Status.STALLED

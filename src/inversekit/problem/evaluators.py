@@ -52,7 +52,7 @@ class TensorEvaluator:
         self.problem = problem
         self.data_norm = problem.data_norm
         self.eps = torch.finfo(problem.dtype).eps  # the rounding of residuals and cost
-        self.speculative = bool(getattr(problem.jacobian, "speculative", False))
+        self.speculative = problem.jacobian.speculative
         self._uh: np.ndarray | None = None
         self._u: Tensor | None = None
 

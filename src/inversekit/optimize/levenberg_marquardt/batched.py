@@ -212,7 +212,7 @@ class BatchedLevenbergMarquardt(LevenbergMarquardt):
         padded subsets, while a rejected trial only wastes the Jacobian part of its pass,
         and LM's damping makes rejections rare (none of the 107,000 trials of the
         10,000-problem benchmark)."""
-        if not getattr(problem, "speculative", False):
+        if not problem.speculative:
             return problem.costs(u_new, tried), None
         A, g, cost_new = problem.batched_normal_equations(u_new, tried)
         st.n_jev[tried] += 1
