@@ -105,14 +105,8 @@ def chunk_rows_for(row_elements: int, p: int, budget: int = COMPILED_CHUNK_BYTES
 
 
 def param_signature(params) -> tuple:
-    """What of a Params layout the compiled graph bakes in: names, shapes, bounds, fixed values."""
-    sig = []
-    for name in params:
-        p = params[name]
-        v = params.values[name]
-        fixed = tuple(v.reshape(-1).tolist()) if p.fixed and v.numel() <= 64 else None
-        sig.append((name, tuple(v.shape), p.fixed, params.bijections[name].kind, p.bounds, fixed))
-    return tuple(sig)
+    """What of a Params layout the compiled graph bakes in (see ``Params.layout_signature``)."""
+    return params.layout_signature()
 
 
 def tensor_signature(t) -> tuple:

@@ -28,7 +28,7 @@ from inversekit.errors import InputError, ModelError
 from inversekit.linalg.rows import contiguous_rows, finite_rows
 from inversekit.problem.fingerprint import fingerprint
 from inversekit.problem.model_calls import check_model_and_params, prepare_input, to_tensor
-from inversekit.problem.params import Param, Params
+from inversekit.problem.params import Params
 
 Model = Callable[..., Tensor]
 
@@ -140,6 +140,21 @@ class BatchedLeastSquares:
 
     def _setup_params(self, params: Params, start) -> None:
         params = params.to(dtype=self.dtype, device=self.device)
+        unsupported = [
+            (params.tied_names, "tied"),
+            (params.partly_fixed, "partly fixed"),
+            (params.prior_names, "with priors"),
+            (
+                [n for n, b in params.bijections.items() if b.kind == "elementwise"],
+                "with per-element bounds",
+            ),
+        ]
+        for names, what in unsupported:
+            if names:
+                raise InputError(
+                    f"BatchedLeastSquares does not support parameters {what} ({', '.join(names)}); "
+                    "fit such problems one at a time with LeastSquares"
+                )
         values = {n: self._batch_value(f"params['{n}']", params.values[n]) for n in params.values}
         for n, v in dict(start or {}).items():
             if n not in values:
@@ -149,14 +164,17 @@ class BatchedLeastSquares:
         # One problem's layout: a template whose values are inside the bounds (x(u=0)).
         template = {}
         for n, p in params.items():
-            bij = params.bijections[n]
-            mid = bij.forward(torch.zeros(values[n].shape[1:], dtype=self.dtype))
-            template[n] = Param(mid.to(self.device), p.bounds, p.fixed)
+            if n in params.bijections:
+                zero = torch.zeros(values[n].shape[1:], dtype=self.dtype)
+                mid = params.bijections[n].forward(zero)
+            else:  # a fixed parameter: any value serves the layout
+                mid = values[n][0].detach().cpu()
+            template[n] = p.copy(value=mid.to(self.device))
         self.params = Params(template, dtype=self.dtype, device=self.device)
         if self.params.n_free == 0:
             raise InputError("no free parameters: every parameter is fixed")
         self.start_values = values
-        fixed = [n for n in params if params[n].fixed]
+        fixed = list(params.fixed_names)
         self.fixed_values = {n: values[n] for n in fixed}
         self.u0 = self._pack(values)
         bad = ~torch.isfinite(self.u0).all(dim=1)

@@ -33,12 +33,23 @@ def digest(*tensors: Tensor | None) -> str:
 
 def fingerprint(kind: str, params, model, *data: Tensor | None) -> dict[str, Any]:
     """The JSON-able identity of a problem of type ``kind``: its parameter layout (names,
-    shapes, which are free), the model's qualified name and a digest of ``data``."""
+    shapes, which elements are free, ties), the model's qualified name and a digest of
+    ``data``."""
     return {
         "kind": kind,
         "model": getattr(model, "__qualname__", type(model).__name__),
-        "params": [[n, list(params.values[n].shape), n in params.free_names] for n in params],
+        "params": [_layout(params, n) for n in params],
         "n_free": params.n_free,
         "dtype": str(params.values[next(iter(params))].dtype) if len(params) else "",
         "data": digest(*data),
     }
+
+
+def _layout(params, name: str) -> list:
+    """``[name, shape, free, tie]``: ``free`` is whether the parameter is fitted, or the
+    flat indices of its free elements when only some are; ``tie`` its tie's text."""
+    free: bool | list[int] = name in params.free_names
+    if name in params.partly_fixed:
+        free = torch.nonzero(~params.fixed[name].reshape(-1)).reshape(-1).tolist()
+    tie = params.tie_text(name) if name in params.tied_names else None
+    return [name, list(params.values[name].shape), free, tie]

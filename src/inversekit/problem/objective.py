@@ -18,7 +18,8 @@ class Objective:
     """Any differentiable scalar loss ``loss_fn(p) -> Tensor`` of the parameters.
 
     Exposes the value, gradient (reverse mode) and Hessian-vector products (forward over
-    reverse) in the unconstrained space of ``params``.
+    reverse) in the unconstrained space of ``params``. Priors on the parameters add
+    ``-Σ log p(x)`` to the loss (so a loss that is a negative log-likelihood gives the MAP).
     """
 
     def __init__(
@@ -49,7 +50,11 @@ class Objective:
             raise ModelError("loss_fn is not finite at the starting parameters")
 
     def _scalar(self, u: Tensor) -> Tensor:
-        return self.loss_fn(self.params.unpack(u)).reshape(())
+        values = self.params.unpack(u)
+        loss = self.loss_fn(values).reshape(())
+        if self.params.prior_names:
+            loss = loss - self.params.log_prior(values)
+        return loss
 
     def value(self, u: Tensor) -> float:
         """The loss at ``u``."""
@@ -74,5 +79,5 @@ class Objective:
     def fingerprint(self) -> dict:
         """The problem's identity for checkpoints: the loss function's name, the parameter
         layout and the fixed values (the loss's own data are not seen)."""
-        fixed = [self.params.values[n] for n in self.params if n not in self.params.free_names]
+        fixed = [self.params.values[n] for n in self.params.fixed_names]
         return fingerprint("Objective", self.params, self.loss_fn, *fixed)
