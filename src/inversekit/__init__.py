@@ -17,6 +17,7 @@ from inversekit.problem.batched import BatchedLeastSquares
 from inversekit.problem.least_squares import LeastSquares
 from inversekit.problem.objective import Objective
 from inversekit.problem.params import Param, Params
+from inversekit.problem.priors import LogUniform
 from inversekit.results.batched import BatchedFitResult
 from inversekit.results.fit_result import FitResult
 from inversekit.results.io import load
@@ -34,6 +35,7 @@ __all__ = [
     "IterationState",
     "LeastSquares",
     "LevenbergMarquardt",
+    "LogUniform",
     "ModelError",
     "Objective",
     "Param",

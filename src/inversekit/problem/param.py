@@ -49,6 +49,9 @@ class Param:
         unit, description: shown in reports and tables.
     """
 
+    # slots: a misspelt attribute (``p.vlaue = 2``) is an error, not a silent no-op
+    __slots__ = (*FIELDS, "_owner")
+
     def __init__(
         self,
         value: float | Tensor | None = None,
@@ -70,9 +73,46 @@ class Param:
         self.unit = unit
         self.description = description
 
+    # --- lmfit's names, as properties ---------------------------------------------------
+    @property
+    def vary(self) -> bool:
+        """lmfit's name: whether the parameter is fitted (``not fixed``; a mask: any)."""
+        return not self.fixed if isinstance(self.fixed, bool) else bool((~_mask(self.fixed)).any())
+
+    @vary.setter
+    def vary(self, value) -> None:
+        self.set(vary=value)
+
+    @property
+    def min(self):
+        """lmfit's name: the lower bound."""
+        return None if self.bounds is None else self.bounds[0]
+
+    @min.setter
+    def min(self, value) -> None:
+        self.set(min=value)
+
+    @property
+    def max(self):
+        """lmfit's name: the upper bound."""
+        return None if self.bounds is None else self.bounds[1]
+
+    @max.setter
+    def max(self, value) -> None:
+        self.set(max=value)
+
+    @property
+    def expr(self):
+        """lmfit's name: the tie."""
+        return self.tie
+
+    @expr.setter
+    def expr(self, value) -> None:
+        self.set(expr=value)
+
     # --- changes after construction -------------------------------------------------
     def __setattr__(self, name: str, value) -> None:
-        owner = self.__dict__.get("_owner")
+        owner = getattr(self, "_owner", None)
         if name not in FIELDS or owner is None or owner() is None:
             object.__setattr__(self, name, value)
             return
@@ -83,10 +123,10 @@ class Param:
         are understood); the owning :class:`~inversekit.Params` re-checks the result and,
         if it is invalid, raises :class:`~inversekit.InputError` and keeps the old fields."""
         fields = self._translate(changes)
-        old = {k: self.__dict__.get(k) for k in fields}
+        old = {k: getattr(self, k, None) for k in fields}
         for k, v in fields.items():
             object.__setattr__(self, k, v)
-        owner = self.__dict__.get("_owner")
+        owner = getattr(self, "_owner", None)
         params = owner() if owner is not None else None
         if params is not None:
             try:
@@ -123,7 +163,7 @@ class Param:
         """A new, unowned Param with the same fields, ``changes`` applied."""
         out = Param.__new__(Param)
         for k in FIELDS:
-            object.__setattr__(out, k, changes.get(k, self.__dict__.get(k)))
+            object.__setattr__(out, k, changes.get(k, getattr(self, k, None)))
         return out
 
     def _adopt(self, owner) -> Param:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, Normal, constraints
 
 from inversekit.errors import InputError
+from inversekit.problem.decimals import shortest_decimals
 
 
 class LogUniform(Distribution):
@@ -108,17 +108,10 @@ def _extreme(bound, pick) -> float:
 
 
 def _lift(t):
-    """A float32 distribution parameter in float64, read at its shortest decimal form.
-
-    ``Normal(0.5, 0.1)`` stores ``0.1`` in float32 (``0.10000000149...``), the default
-    dtype; taking the shortest decimal that rounds to the same float32 recovers the
-    ``0.1`` the user wrote, so a float64 fit is not off by float32 rounding.
-    """
-    if not isinstance(t, Tensor) or t.dtype != torch.float32:
-        return t
-    flat = t.detach().cpu().reshape(-1).numpy()
-    shortest = [float(np.format_float_scientific(v, unique=True)) for v in flat]
-    return torch.tensor(shortest, dtype=torch.float64).reshape(t.shape)
+    """A float32 distribution parameter in float64 at the decimals it was written as:
+    ``Normal(0.5, 0.1)`` stores ``0.1`` in float32 (the default dtype), and a float64 fit
+    should not be off by that rounding (see :mod:`.decimals`)."""
+    return shortest_decimals(t) if isinstance(t, Tensor) else t
 
 
 def as_float64(prior):

@@ -1,0 +1,230 @@
+"""The parameter description: per-element bounds and fixed masks, log scale, ties, priors,
+changes after construction, and the errors for malformed descriptions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Gamma, HalfNormal, Normal
+
+import inversekit as ik
+from inversekit.problem.transforms import Bijection, ElementwiseBijection
+
+X = torch.linspace(0.0, 4.0, 40, dtype=torch.float64)
+TRUTH = (2.0, 0.7, 0.3)
+Y = TRUTH[0] * torch.exp(-TRUTH[1] * X) + TRUTH[2] + 0.01 * torch.sin(9 * X)
+
+
+def vector_model(p, x):
+    a = p["a"]
+    return a[0] * torch.exp(-a[1] * x) + a[2]
+
+
+def scalar_model(p, x):
+    return p["a0"] * torch.exp(-p["a1"] * x) + p["a2"]
+
+
+def fit(model, params, **kw):
+    return ik.fit(ik.LeastSquares(model, params, inputs=(X,), y=Y, sigma=0.01, **kw))
+
+
+@pytest.mark.parametrize("jacobian", ["auto", "eager"])
+def test_per_element_bounds_and_fixed_mask_fit_like_the_scalar_problem(jacobian):
+    vector = ik.Params(
+        a=ik.Param(
+            torch.tensor([1.5, 1.0, 0.3]),
+            bounds=([0.0, 0.1, -1.0], [10.0, 5.0, None]),
+            fixed=[False, False, True],
+        )
+    )
+    scalar = ik.Params(
+        a0=ik.Param(1.5, bounds=(0.0, 10.0)),
+        a1=ik.Param(1.0, bounds=(0.1, 5.0)),
+        a2=ik.Param(0.3, fixed=True),
+    )
+    assert vector.labels() == ["a[0]", "a[1]"] and vector.fixed_labels() == ["a[2]"]
+    rv = fit(vector_model, vector, jacobian=jacobian)
+    rs = fit(scalar_model, scalar, jacobian=jacobian)
+    assert rv.success and rs.success
+    expected = torch.stack([rs.params["a0"], rs.params["a1"], rs.params["a2"]])
+    torch.testing.assert_close(rv.params["a"], expected, rtol=1e-9, atol=0)
+    assert float(rv.params["a"][2]) == 0.3  # the fixed element is untouched
+    torch.testing.assert_close(rv.covariance, rs.covariance, rtol=1e-7, atol=0)
+    assert rv.chi2 == pytest.approx(rs.chi2, rel=1e-12)
+
+
+def test_elementwise_bijection_matches_the_scalar_one_per_element():
+    cases = [(None, None), (0.0, None), (None, 3.0), (-2.0, 5.0), (1e-3, 1e4)]
+    lo = torch.tensor([-math.inf if a is None else a for a, _ in cases], dtype=torch.float64)
+    hi = torch.tensor([math.inf if b is None else b for _, b in cases], dtype=torch.float64)
+    for log_scale in (False, True):
+        if log_scale:  # log scale: positive parameters only
+            lo = torch.clamp(lo, min=0.0)
+        many = ElementwiseBijection(lo, hi, log_scale)
+        u = torch.tensor([-40.0, -3.0, 0.0, 2.5, 40.0], dtype=torch.float64)
+        for k, (a, b) in enumerate(cases):
+            a = float(lo[k]) if math.isfinite(lo[k]) else None
+            one = Bijection(a, b, log_scale)
+            uk = u.roll(k)
+            x = many.forward(uk)
+            assert float(x[k]) == pytest.approx(float(one.forward(uk[k])), rel=1e-15)
+            d = many.derivative(uk)
+            assert float(d[k]) == pytest.approx(float(one.derivative(uk[k])), rel=1e-14)
+        # round trip and no NaN leaking from the branches not taken, values or gradients
+        u = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+        x = many.forward(u)
+        torch.testing.assert_close(many.inverse(x.detach()), u.detach(), atol=1e-12, rtol=0)
+        x.sum().backward()
+        assert bool(torch.isfinite(u.grad).all())
+
+
+def test_log_scale_fit_gives_the_same_answer_and_delta_method_stderr():
+    plain = fit(scalar_model, ik.Params(a0=1.5, a1=1.0, a2=0.2))
+    logged = fit(scalar_model, ik.Params(a0=1.5, a1=ik.Param(1.0, log_scale=True), a2=0.2))
+    both = fit(
+        scalar_model,
+        ik.Params(a0=1.5, a1=ik.Param(1.0, bounds=(1e-3, 1e3), log_scale=True), a2=0.2),
+    )
+    for r in (logged, both):
+        assert r.params["a1"].item() == pytest.approx(plain.params["a1"].item(), rel=1e-9)
+        assert r.stderr["a1"].item() == pytest.approx(plain.stderr["a1"].item(), rel=1e-6)
+    params = ik.Params(a=ik.Param(3.0, bounds=(1e-3, 1e4), log_scale=True))
+    assert params.bijections["a"].kind == "log-both"
+    # one unit of u moves log x by the same amount anywhere in the range (decades apart)
+    u = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+    logs = torch.log(params.bijections["a"].forward(u))
+    assert float(logs[2] - logs[1]) == pytest.approx(float(logs[1] - logs[0]), rel=0.3)
+
+
+def test_a_tie_holds_exactly_and_equals_the_substituted_model():
+    tied = ik.Params(a0=1.5, a1=1.0, a2=ik.Param(tie="0.15 * a0"))
+    by_function = ik.Params(a0=1.5, a1=1.0, a2=ik.Param(tie=lambda p: 0.15 * p["a0"]))
+
+    def substituted(p, x):
+        return p["a0"] * torch.exp(-p["a1"] * x) + 0.15 * p["a0"]
+
+    r = fit(scalar_model, tied)
+    rf = fit(scalar_model, by_function)
+    rs = fit(substituted, ik.Params(a0=1.5, a1=1.0))
+    assert r.labels == ["a0", "a1"]
+    assert float(r.params["a2"]) == 0.15 * float(r.params["a0"])  # exactly, at the optimum
+    for res in (r, rf):
+        for n in ("a0", "a1"):
+            assert res.params[n].item() == pytest.approx(rs.params[n].item(), rel=1e-10)
+        torch.testing.assert_close(res.covariance, rs.covariance, rtol=1e-7, atol=0)
+
+
+def test_tie_expressions_chain_in_order_and_index_elements():
+    params = ik.Params(
+        c=ik.Param(tie="2 * b"),
+        b=ik.Param(tie="sqrt(v[1]) + pi"),
+        v=ik.Param(torch.tensor([1.0, 4.0])),
+    )
+    assert params.tied_names == ["b", "c"]
+    out = params.unpack(params.pack())
+    assert float(out["b"]) == pytest.approx(2.0 + math.pi)
+    assert float(out["c"]) == pytest.approx(2 * (2.0 + math.pi))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (dict(b=ik.Param(tie="2 * c")), "tie refers to unknown parameter 'c'"),
+        (dict(b=ik.Param(tie="b + 1")), "tie refers to itself"),
+        (dict(b=ik.Param(tie="c"), c=ik.Param(tie="b")), "ties form a cycle"),
+        (dict(b=ik.Param(tie="__import__('os')")), "is not allowed"),
+        (dict(b=ik.Param(tie="a +")), "is not an expression"),
+        (dict(b=ik.Param(tie=lambda p: p["zz"])), "unknown parameter 'zz'"),
+        (dict(b=ik.Param(tie="a", bounds=(0, 1))), "a tied parameter takes its value"),
+        (dict(b=ik.Param(torch.ones(3), bounds=([0, 0], None))), "lower bounds have shape (2,)"),
+        (dict(b=ik.Param(torch.ones(3), bounds=(0, 2), fixed=[True, False])), "fixed mask"),
+        (dict(b=ik.Param(torch.ones(2), fixed=[0.5, 1.0])), "boolean mask"),
+        (dict(b=ik.Param(torch.ones(2), bounds=([0, 3], 5))), "not strictly above"),
+        (dict(b=ik.Param(1.0, bounds=(-1, None), log_scale=True)), "log_scale needs a positive"),
+        (dict(b=ik.Param(1.0, bounds=(-1, 5), prior=Gamma(2.0, 1.0))), "support"),
+        (dict(b=ik.Param(1.0, prior="normal")), "prior must be a torch.distributions"),
+        (dict(b=ik.Param(torch.ones(2), prior=Normal(torch.zeros(3), 1.0))), "batch shape"),
+        (dict(b=ik.Param(-1.0, prior=HalfNormal(1.0))), "zero density under its prior"),
+    ],
+)
+def test_malformed_descriptions_are_refused_naming_the_parameter(spec, message):
+    with pytest.raises(ik.InputError, match="parameter 'b'") as info:
+        ik.Params(a=1.0, **spec)
+    assert message in str(info.value)
+
+
+def test_a_prior_with_bounded_support_makes_the_bounds():
+    params = ik.Params(
+        a=ik.Param(1.0, prior=Gamma(2.0, 1.0)), b=ik.Param(2.0, prior=ik.LogUniform(1, 10))
+    )
+    assert params.bijections["a"].kind == "lower" and params.bijections["a"].lower == 0.0
+    assert (params.bijections["b"].lower, params.bijections["b"].upper) == (1.0, 10.0)
+    # the float32 parameters of Normal(0.5, 0.1) are read as the decimals written
+    params = ik.Params(c=ik.Param(0.4, prior=Normal(0.5, 0.1)))
+    assert float(params.prior("c").scale) == 0.1 and params.prior("c").scale.dtype == torch.float64
+    rows = params.prior_residuals(params.values)
+    assert float(rows[0]) == pytest.approx((0.4 - 0.5) / 0.1, rel=1e-15)
+
+
+def test_log_uniform_density_and_samples():
+    d = ik.LogUniform(1e-2, 1e2)
+    x = torch.tensor([1e-2, 1.0, 50.0], dtype=torch.float64)
+    expected = -torch.log(x) - math.log(math.log(1e4))
+    torch.testing.assert_close(d.log_prob(x), expected)
+    assert float(d.log_prob(torch.tensor(200.0, dtype=torch.float64))) == -math.inf
+    torch.manual_seed(0)
+    s = d.sample((20000,))
+    assert float((s < 1.0).double().mean()) == pytest.approx(0.5, abs=0.02)  # uniform in log
+
+
+def test_changes_after_construction_are_checked_like_lmfit():
+    params = ik.Params(a0=1.5, a1=ik.Param(1.0, bounds=(0, 5)), a2=0.2)
+    params["a2"].set(vary=False, value=0.3)
+    assert params.fixed_names == ["a2"] and float(params.values["a2"]) == 0.3
+    params["a1"].max = 4.0  # lmfit's attribute names work too
+    params["a1"].set(min=0.5)
+    assert params.bijections["a1"].lower == 0.5 and params.bijections["a1"].upper == 4.0
+    params["a1"].vary = False
+    assert params.fixed_names == ["a1", "a2"]
+    params["a1"].vary = True
+    with pytest.raises(AttributeError):
+        params["a1"].vlaue = 2.0  # a misspelt field is an error, not a silent no-op
+    params["a1"].bounds = (0.1, 3.0)
+    assert params.bijections["a1"].upper == 3.0
+    with pytest.raises(ik.InputError, match="parameter 'a1'.*start inside the bounds"):
+        params["a1"].bounds = (2.0, 3.0)  # the start 1.0 would lie outside
+    assert params["a1"].bounds == (0.1, 3.0) and params.bijections["a1"].upper == 3.0
+    params["a0"].fixed = True
+    assert params.free_names == ["a1"]
+    params["a0"].set(vary=True, expr=None)
+    params.add("a3", tie="2 * a0")
+    assert params.tied_names == ["a3"]
+    with pytest.raises(ik.InputError, match="unknown field 'vry'"):
+        params["a0"].set(vry=False)
+    # the fit sees the description as it was when the problem was made
+    problem = ik.LeastSquares(scalar_model, params, inputs=(X,), y=Y)
+    params["a0"].fixed = True
+    assert "a0" in problem.params.free_names
+
+
+def test_priors_reach_the_scalar_objective_as_minus_log_density():
+    # loss ½(a - 3)², prior Normal(1, 1): the MAP is the mean of the two, a = 2
+    params = ik.Params(a=ik.Param(0.0, prior=Normal(1.0, 1.0)))
+    result = ik.fit(ik.Objective(lambda p: 0.5 * (p["a"] - 3.0) ** 2, params))
+    assert float(result.params["a"]) == pytest.approx(2.0, abs=1e-7)
+    # a Gamma(3, 1) prior alone on a flat loss: the mode is (k - 1)/rate = 2
+    params = ik.Params(a=ik.Param(0.5, prior=Gamma(3.0, 1.0)))
+    result = ik.fit(ik.Objective(lambda p: 0.0 * p["a"], params))
+    assert float(result.params["a"]) == pytest.approx(2.0, rel=1e-6)
+
+
+def test_batched_problems_refuse_descriptions_they_do_not_support():
+    y = torch.stack([Y, Y])
+    for params, what in [
+        (ik.Params(a0=1.5, a1=1.0, a2=ik.Param(tie="0.1 * a0")), "tied"),
+        (ik.Params(a0=1.5, a1=ik.Param(1.0, prior=Normal(1.0, 1.0)), a2=0.1), "with priors"),
+    ]:
+        with pytest.raises(ik.InputError, match=what):
+            ik.BatchedLeastSquares(scalar_model, params, inputs=(X,), y=y)
