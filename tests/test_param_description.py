@@ -228,3 +228,71 @@ def test_batched_problems_refuse_descriptions_they_do_not_support():
     ]:
         with pytest.raises(ik.InputError, match=what):
             ik.BatchedLeastSquares(scalar_model, params, inputs=(X,), y=y)
+
+
+def _line_data():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.linspace(0.0, 1.0, 20, dtype=torch.float64)
+    y = 1.0 + 2.0 * x + 0.1 * torch.randn(20, dtype=torch.float64, generator=gen)
+    return x, y
+
+
+def line(p, x):
+    return p["a"] + p["b"] * x
+
+
+def test_gaussian_priors_give_the_analytic_posterior_mode_and_covariance():
+    x, y = _line_data()
+    sigma = 0.1
+    params = ik.Params(
+        a=ik.Param(0.0, prior=Normal(0.5, 0.3)), b=ik.Param(1.0, prior=Normal(1.5, 0.2))
+    )
+    result = ik.fit(ik.LeastSquares(line, params, inputs=(x,), y=y, sigma=sigma))
+    # conjugate linear-Gaussian posterior: precision AᵀA/σ² + P0, mean from the normal eqs
+    A = torch.stack([torch.ones_like(x), x], 1)
+    P0 = torch.diag(torch.tensor([0.3**-2, 0.2**-2], dtype=torch.float64))
+    precision = A.T @ A / sigma**2 + P0
+    mean = torch.linalg.solve(
+        precision, A.T @ y / sigma**2 + P0 @ torch.tensor([0.5, 1.5]).double()
+    )
+    torch.testing.assert_close(result.x, mean, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(result.covariance, torch.linalg.inv(precision), rtol=1e-10, atol=0)
+    assert result.priors == ["a", "b"]
+    # chi2 is the data's; the cost adds the priors' rows
+    f = line({"a": result.x[0], "b": result.x[1]}, x)
+    assert result.chi2 == pytest.approx(float((((f - y) / sigma) ** 2).sum()), rel=1e-12)
+    penalty = ((result.x[0] - 0.5) / 0.3) ** 2 + ((result.x[1] - 1.5) / 0.2) ** 2
+    assert result.cost == pytest.approx(0.5 * (result.chi2 + float(penalty)), rel=1e-12)
+
+
+def test_other_priors_give_the_map_through_the_scalar_objective():
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    x, y = _line_data()
+    prior = Gamma(20.0, 10.0)
+    params = ik.Params(a=ik.Param(0.5), b=ik.Param(1.0, prior=prior))
+    problem = ik.LeastSquares(line, params, inputs=(x,), y=y, sigma=0.1)
+    with pytest.raises(ik.InputError, match="non-Gaussian priors"):
+        ik.fit(problem, "lm")
+    result = ik.fit(problem)  # the default for such a problem: L-BFGS-B
+    assert result.solver == "L-BFGS-B" and result.success
+
+    def neg_log_post(v):
+        t = torch.tensor(v, dtype=torch.float64, requires_grad=True)
+        r = (t[0] + t[1] * x - y) / 0.1
+        value = 0.5 * (r @ r) - prior.log_prob(t[1])
+        (grad,) = torch.autograd.grad(value, t)
+        return float(value.detach()), grad.numpy()
+
+    ref = scipy_optimize.minimize(
+        neg_log_post, [0.5, 1.0], jac=True, method="BFGS", options={"gtol": 1e-12}
+    )
+    torch.testing.assert_close(
+        result.x, torch.tensor(ref.x, dtype=torch.float64), rtol=1e-8, atol=0
+    )
+
+
+def test_priors_without_a_noise_level_are_refused():
+    x, y = _line_data()
+    params = ik.Params(a=ik.Param(0.0, prior=Normal(0.5, 0.3)), b=1.0)
+    with pytest.raises(ik.InputError, match="parameters a have priors, but no noise level"):
+        ik.LeastSquares(line, params, inputs=(x,), y=y)

@@ -158,6 +158,8 @@ class CompiledJacobian:
         unavailable = compile_unavailable()
         if unavailable is None and not problem.noise.diagonal:
             unavailable = "a full inverse covariance is not supported by the compiled engine"
+        if unavailable is None and problem.prior_rows:
+            unavailable = "Gaussian priors' residual rows are not in the compiled kernel"
         if unavailable is not None:
             self.fall_back(unavailable)
             return

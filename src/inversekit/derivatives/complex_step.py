@@ -88,6 +88,9 @@ class ComplexStepJacobian:
             # p x n x n-sized work for what is a small-problem engine
             self.reason = "a full inverse covariance is not supported by the complex step"
             return
+        if pr.prior_rows:
+            self.reason = "Gaussian priors' residual rows are differentiated by forward mode"
+            return
         u = pr.u0
         failures = []
         # Broadcasting a batch through the model is only sound when every free parameter

@@ -30,10 +30,11 @@ SOLVERS: dict[str, Callable[[], Solver]] = {
 
 
 def default_solver(problem) -> Solver:
-    """Levenberg–Marquardt for least squares (batched or not), L-BFGS-B otherwise."""
+    """Levenberg–Marquardt for least squares (batched or not), L-BFGS-B otherwise (and
+    for least squares with non-Gaussian priors, which are not least-squares rows)."""
     if implements(problem, BatchedLeastSquaresProblem):
         return BatchedLevenbergMarquardt()
-    if implements(problem, LeastSquaresProblem):
+    if implements(problem, LeastSquaresProblem) and not problem.params.other_prior_names:
         return LevenbergMarquardt()
     return LBFGSB()
 

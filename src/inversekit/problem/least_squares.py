@@ -106,6 +106,7 @@ class LeastSquares:
         self.inputs = tuple(prepare_input(i, v, dtype, y.device) for i, v in enumerate(inputs))
         self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
         self._check_sizes()
+        self._check_priors()
         # ‖y/σ‖: residuals (f - y)/σ carry rounding errors of a few ulp of y/σ
         self.data_norm = self.noise.whitened_norm(self.y.reshape(-1))
         self.u0 = self.params.pack()
@@ -153,6 +154,31 @@ class LeastSquares:
                 f"more free parameters ({p}) than data points carrying weight ({n}); the "
                 "problem is underdetermined"
             )
+
+    def _check_priors(self) -> None:
+        """Priors weigh against the data's likelihood, which needs the noise level."""
+        names = self.params.prior_names
+        if names and not self.noise.known:
+            raise InputError(
+                f"parameters {', '.join(names)} have priors, but no noise level was given: "
+                "give sigma, weights or inverse_covariance (with unit weights the data's "
+                "likelihood is unknown and cannot be weighed against a prior)"
+            )
+
+    @property
+    def prior_rows(self) -> int:
+        """Residual rows the Gaussian priors append after the data's (see
+        :meth:`~inversekit.problem.params.Params.prior_residuals`)."""
+        return self.params.n_prior_rows
+
+    def prior_penalty(self, u: Tensor) -> float:
+        """``Σ ((x - loc)/scale)²`` of the Gaussian priors at ``u`` (0 without them): the
+        part of ``2 · cost`` that is not the data's chi2."""
+        if not self.params.n_prior_rows:
+            return 0.0
+        with torch.no_grad():
+            rows = self.params.prior_residuals(self.params.unpack(u))
+        return float(torch.dot(rows, rows))
 
     def _check_model(self, rowwise: bool | None) -> tuple[bool | None, Tensor | None]:
         """Check the model's output at the start (dtype, shape, finite) and decide whether
@@ -292,6 +318,9 @@ class LeastSquares:
         inner = self.y[0].numel() if self.y.dim() > 0 else 1
         flat = None if rows is None else slice(rows.start * inner, rows.stop * inner)
         unpack = self.params.unpack if unpack is None else unpack
+        last = rows is None or rows.stop >= self.y.shape[0]
+        if last and self.params.n_prior_rows:
+            return self._with_prior_rows(inputs, y, flat, unpack, inference)
 
         def residuals(u: Tensor) -> Tensor:
             f = self.model(unpack(u), *inputs)
@@ -303,6 +332,20 @@ class LeastSquares:
             return self.noise.whiten((f - y).reshape(-1), flat)
 
         return inference_residuals if inference else residuals
+
+    def _with_prior_rows(self, inputs, y, flat, unpack, inference: bool):
+        """The residual function of the last rows with the Gaussian priors' rows appended
+        (``½ Σ rows²`` is ``-log`` of their density: the fit is then the MAP)."""
+        prior_residuals = self.params.prior_residuals
+
+        def residuals(u: Tensor) -> Tensor:
+            values = unpack(u)
+            with torch.inference_mode(inference):
+                f = self.model(values, *inputs)
+            r = self.noise.whiten((f - y).reshape(-1), flat)
+            return torch.cat([r, prior_residuals(values)])
+
+        return residuals
 
     def _point_unpack(self) -> Callable[[Tensor], dict[str, Tensor]]:
         """The unpacking used by the solvers' gradient-free evaluations: parameter slots
@@ -379,8 +422,9 @@ class LeastSquares:
         return r
 
     def chi2(self, u: Tensor) -> float:
-        """``Σ w (f - y)²`` (unit weights when no noise was given)."""
-        return 2.0 * self.cost(u)
+        """``Σ w (f - y)²`` of the data (unit weights when no noise was given; the Gaussian
+        priors' rows left out)."""
+        return 2.0 * self.cost(u) - self.prior_penalty(u)
 
     def normal_equations(self, u: Tensor):
         """``(JᵀWJ, JᵀWr, cost)`` at ``u``; see
@@ -408,14 +452,26 @@ class LeastSquares:
 
     # --- the scalar-problem contract: value ½ r·r, gradient Jᵀr, Gauss–Newton products ---
     def value(self, u: Tensor) -> float:
-        """``½ chi2`` at ``u`` (the scalar a general minimiser sees)."""
-        return self.cost(u)
+        """``½ chi2`` at ``u`` (the scalar a general minimiser sees), plus ``-Σ log p(x)``
+        of the priors that are not residual rows (non-Gaussian ones)."""
+        if not self.params.other_prior_names:
+            return self.cost(u)
+        with torch.no_grad():
+            other = self.params.log_prior(self.params.unpack(u), gaussian=False)
+        return self.cost(u) - float(other)
 
     def gradient(self, u: Tensor) -> tuple[float, Tensor]:
-        """``(½ chi2, Jᵀr)`` at ``u`` by reverse mode, one row chunk at a time (memory
-        ``O(chunk)``, never the whole Jacobian)."""
+        """``(value, gradient)`` at ``u`` by reverse mode (``Jᵀr`` plus the non-Gaussian
+        priors' part), one row chunk at a time (memory ``O(chunk)``, never the whole
+        Jacobian)."""
         total = 0.0
         grad = torch.zeros_like(u)
+        if self.params.other_prior_names:
+            with torch.enable_grad():
+                x = u.detach().requires_grad_(True)
+                minus_log = -self.params.log_prior(self.params.unpack(x), gaussian=False)
+                (grad,) = torch.autograd.grad(minus_log, x)
+                total = float(minus_log.detach())
         with torch.enable_grad():
             for rows in self.chunks:
                 x = u.detach().requires_grad_(True)

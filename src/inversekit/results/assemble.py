@@ -41,7 +41,7 @@ def build_result(problem, summary: Summary, run: Run, solver: str) -> FitResult 
     u = summary.u
     params = problem.params
     stats = least_squares_statistics(problem, u) if implements(problem, LeastSquaresProblem) else {}
-    cost = summary.cost if not stats else 0.5 * stats["chi2"]
+    cost = stats.pop("cost", summary.cost)
     return FitResult(
         params={k: v.detach() for k, v in problem.unpack(u).items()},
         x=params.physical(u).detach(),

@@ -15,7 +15,8 @@ def least_squares_statistics(problem, u: Tensor) -> dict[str, Any]:
     its solution ``u``: chi2 and ndf, covariance and standard errors (see
     :mod:`.uncertainty`), log-likelihood and the derivative engine that ran."""
     params = problem.params
-    chi2 = 2.0 * problem.cost(u)
+    # the data's chi2: 2·cost less the Gaussian priors' rows
+    chi2 = 2.0 * problem.cost(u) - problem.prior_penalty(u)
     ndf = problem.n_data - params.n_free
     unc = least_squares_uncertainty(problem, u, chi2)
     engine = problem.jacobian
@@ -33,5 +34,7 @@ def least_squares_statistics(problem, u: Tensor) -> dict[str, Any]:
         "at_bounds": unc.at_bounds,
         "unidentified": unc.unidentified,
         "log_likelihood": problem.log_likelihood(u),
+        "priors": list(params.prior_names),
+        "cost": problem.value(u),
         "jacobian": f"{engine.engine_name}: {engine.reason}",
     }

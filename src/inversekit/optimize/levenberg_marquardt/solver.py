@@ -220,6 +220,13 @@ class LevenbergMarquardt:
     def accepts(self, problem) -> str | None:
         if not implements(problem, LeastSquaresProblem):
             return "Levenberg–Marquardt needs a least-squares problem (ik.LeastSquares)"
+        others = problem.params.other_prior_names
+        if others:
+            return (
+                f"parameters {', '.join(others)} have non-Gaussian priors, which are not "
+                "least-squares rows; use solver='lbfgsb' (the default for such a problem) "
+                "or Normal priors"
+            )
         return None
 
     def cost(self, state: LMState) -> float:
