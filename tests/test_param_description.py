@@ -298,3 +298,33 @@ def test_priors_without_a_noise_level_are_refused():
     params = ik.Params(a=ik.Param(0.0, prior=Normal(0.5, 0.3)), b=1.0)
     with pytest.raises(ik.InputError, match="parameters a have priors, but no noise level"):
         ik.LeastSquares(line, params, inputs=(x,), y=y)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["tie", "partly fixed vector"])
+def test_the_compiled_engine_differentiates_ties_and_fixed_elements_like_eager(kind):
+    from inversekit.derivatives.compiled import CompiledJacobian, compile_unavailable
+
+    if compile_unavailable() is not None:
+        pytest.skip(f"torch.compile unavailable: {compile_unavailable()}")
+    x = torch.linspace(0.0, 4.0, 3000, dtype=torch.float64)
+    y = 2.0 * torch.exp(-0.7 * x) + 0.3 + 0.01 * torch.sin(9 * x)
+    if kind == "tie":
+        model, params = scalar_model, ik.Params(a0=1.5, a1=1.0, a2=ik.Param(tie="0.15 * a0"))
+    else:
+        model = vector_model
+        params = ik.Params(
+            a=ik.Param(torch.tensor([1.5, 1.0, 0.3]), bounds=(-1, 5), fixed=[0, 0, 1])
+        )
+
+    def make():
+        return ik.LeastSquares(model, params, inputs=(x,), y=y, sigma=0.01, jacobian="eager")
+
+    compiled, eager = make(), make()
+    compiled.jacobian = CompiledJacobian(compiled, chunk_rows=1024)
+    u = eager.u0 + 0.02
+    got, want = compiled.jacobian.normal_equations(u), eager.normal_equations(u)
+    assert compiled.jacobian.engine_name == "compiled", compiled.jacobian.reason
+    torch.testing.assert_close(got.A, want.A, rtol=1e-10, atol=0)
+    torch.testing.assert_close(got.g, want.g, rtol=1e-10, atol=1e-12)
+    assert got.cost == pytest.approx(want.cost, rel=1e-12)

@@ -387,8 +387,9 @@ def _make_kernels(model: Callable, params) -> tuple[Callable, Callable]:
 
 def _fused(params) -> bool:
     """Whether the one-loop kernel applies: scalar free parameters, not too many of them
-    (its ``p(p+1)/2`` accumulators must stay in registers and its compile time short)."""
-    return params.all_scalar and params.n_free <= FUSED_MAX_PARAMS
+    (its ``p(p+1)/2`` accumulators must stay in registers and its compile time short), and
+    no ties (the kernel moves one parameter at a time, and a tie would not follow)."""
+    return params.all_scalar and params.n_free <= FUSED_MAX_PARAMS and not params.tied_names
 
 
 def _make_fused_normal(model: Callable, params) -> Callable:

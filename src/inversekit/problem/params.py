@@ -260,6 +260,7 @@ class Params(Mapping):
         # permutation that puts [free elements, fixed elements] back in element order
         self._free_index: dict[str, Tensor] = {}
         self._order: dict[str, Tensor] = {}
+        self._rest: dict[str, Tensor] = {}
         start = 0
         for n in names:
             if self.values[n].dim() == 0:  # a free scalar: one element, nothing to index
@@ -273,6 +274,7 @@ class Params(Mapping):
                 rest = torch.nonzero(~free).reshape(-1)
                 self._free_index[n] = index
                 self._order[n] = torch.argsort(torch.cat([index, rest]))
+                self._rest[n] = self.values[n].reshape(-1)[rest]  # the fixed elements' values
             self.slices[n] = slice(start, start + size)
             start += size
         self.n_free = start
@@ -408,7 +410,7 @@ class Params(Mapping):
             x = self.bijections[n].forward(u[..., self.slices[n]])
             order = self._order.get(n)
             if order is not None:  # put the fixed elements back between the free ones
-                rest = self.values[n].reshape(-1)[self.fixed[n].reshape(-1)]
+                rest = self._rest[n]
                 x = torch.cat([x, rest.to(x.dtype).expand(*lead, rest.numel())], -1)[..., order]
             out[n] = x.reshape(lead + self.values[n].shape)
         return self._tie(out)
