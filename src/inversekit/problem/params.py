@@ -278,6 +278,7 @@ class Params(Mapping):
             self.slices[n] = slice(start, start + size)
             start += size
         self.n_free = start
+        self._signature: tuple | None = None  # see layout_signature
         self.fixed_names = [
             n for n in self._params if n not in self.bijections and n not in self._ties
         ]
@@ -552,7 +553,12 @@ class Params(Mapping):
 
     def layout_signature(self) -> tuple:
         """What of the layout a compiled graph bakes in: names, shapes, fixed masks and
-        small fixed values, bijection kinds and bounds, ties."""
+        small fixed values, bijection kinds and bounds, ties (made once per layout)."""
+        if self._signature is None:
+            self._signature = self._make_signature()
+        return self._signature
+
+    def _make_signature(self) -> tuple:
         sig = []
         for n in self._params:
             v = self.values[n]
