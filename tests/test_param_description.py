@@ -328,3 +328,22 @@ def test_the_compiled_engine_differentiates_ties_and_fixed_elements_like_eager(k
     torch.testing.assert_close(got.A, want.A, rtol=1e-10, atol=0)
     torch.testing.assert_close(got.g, want.g, rtol=1e-10, atol=1e-12)
     assert got.cost == pytest.approx(want.cost, rel=1e-12)
+
+
+def test_the_parameter_table_says_how_each_parameter_is_fitted():
+    params = ik.Params(
+        a=ik.Param(1.0, bounds=(0, None), unit="s"),
+        b=ik.Param(torch.tensor([1.0, 2.0, 3.0]), bounds=(0, 10), fixed=[1, 0, 0]),
+        c=ik.Param(tie="2 * a"),
+        d=ik.Param(0.3, prior=Normal(0.5, 0.1)),
+        e=ik.Param(3.0, log_scale=True, fixed=True),
+    )
+    lines = str(params).splitlines()
+    assert lines[0].split() == ["name", "value", "lower", "upper", "fit", "as", "unit"]
+    assert lines[1].split() == ["a", "1", "0", "inf", "free", "s"]
+    assert "1 of 3 fixed" in lines[2] and "[1 .. 3] (3)" in lines[2]
+    assert lines[3].split()[:2] == ["c", "2"] and lines[3].endswith("tied: = 2 * a")
+    assert lines[4].endswith("free, prior Normal(0.5, 0.1)")
+    assert lines[5].endswith("fixed, log scale")
+    values = params.valuesdict()
+    assert values["c"] == 2.0 and values["a"] == 1.0 and values["b"].tolist() == [1.0, 2.0, 3.0]

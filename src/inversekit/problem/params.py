@@ -351,6 +351,43 @@ class Params(Mapping):
         inner = ", ".join(f"{n}={p!r}" for n, p in self._params.items())
         return f"Params({inner})"
 
+    def __str__(self) -> str:
+        """A table: name, value, bounds, and how each parameter is treated."""
+        rows = [("name", "value", "lower", "upper", "fit as", "unit")]
+        for n, p in self._params.items():
+            v = self.values.get(n)
+            value = _brief(v) if v is not None else ""
+            lo = _brief(self.lower[n]) if n in self.lower else ""
+            hi = _brief(self.upper[n]) if n in self.upper else ""
+            rows.append((n, value, lo, hi, self.treatment(n), p.unit))
+        widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        )
+
+    def treatment(self, name: str) -> str:
+        """How parameter ``name`` enters the fit: ``free``, ``fixed``, ``2 of 3 fixed``,
+        ``tied: = 2 * a``, ``log scale``, ``prior Normal(0.5, 0.1)``."""
+        p = self._params[name]
+        if name in self._ties:
+            words = [f"tied: = {self._ties[name].text}"]
+        elif name in self.fixed_names:
+            words = ["fixed"]
+        elif name in self._free_index:
+            mask = self.fixed[name]
+            words = [f"{int(mask.sum())} of {mask.numel()} fixed"]
+        else:
+            words = ["free"]
+        if p.log_scale:
+            words.append("log scale")
+        if name in self._priors:
+            words.append(f"prior {describe(self._priors[name])}")
+        return ", ".join(words)
+
+    def valuesdict(self) -> dict[str, float | Tensor]:
+        """Every parameter's value (lmfit's name): floats for scalars, tensors otherwise."""
+        return {n: float(v) if v.dim() == 0 else v.clone() for n, v in self.values.items()}
+
     # --- copies -----------------------------------------------------------------------
     def to(self, dtype: torch.dtype | None = None, device=None) -> Params:
         """A copy with every value converted to ``dtype`` on ``device``."""
@@ -636,6 +673,16 @@ def _simple(name: str, p: Param, value: Tensor):
     mask = torch.scalar_tensor(p.fixed, dtype=torch.bool, device=device)
     bijection = None if p.fixed else Bijection(lo, hi, p.log_scale)
     return value, lower, upper, mask, bijection
+
+
+def _brief(t: Tensor) -> str:
+    """A value or bound for a table: the number, or its range for a tensor."""
+    if t.numel() == 1:
+        return f"{float(t):.6g}"
+    flat = t.reshape(-1)
+    lo, hi = float(flat.min()), float(flat.max())
+    shape = "x".join(map(str, t.shape))
+    return f"{lo:.4g}" if lo == hi else f"[{lo:.4g} .. {hi:.4g}] ({shape})"
 
 
 def _uniform(t: Tensor) -> bool:
