@@ -11,6 +11,7 @@ solve it with :func:`fit`::
 
 from inversekit import models
 from inversekit.errors import InputError, ModelError
+from inversekit.models.composite import Component, Product, Sum
 from inversekit.optimize import LBFGSB, LM, IterationState, LevenbergMarquardt, fit
 from inversekit.optimize.levenberg_marquardt.batched import BatchedLevenbergMarquardt, BatchedLM
 from inversekit.problem.batched import BatchedLeastSquares
@@ -28,6 +29,7 @@ __all__ = [
     "BatchedLM",
     "BatchedLeastSquares",
     "BatchedLevenbergMarquardt",
+    "Component",
     "LBFGSB",
     "LM",
     "FitResult",
@@ -40,7 +42,9 @@ __all__ = [
     "Objective",
     "Param",
     "Params",
+    "Product",
     "Status",
+    "Sum",
     "fit",
     "load",
     "models",
