@@ -93,6 +93,12 @@ def test_composite_names_and_copies_each_description():
     chained = peak(1, 2, 1) + peak(1, 5, 1) + background()
     assert isinstance(chained, ik.Sum) and list(chained.components) == ["c0", "c1", "c2"]
     assert list(chained.params)[-2:] == ["c2.a", "c2.b"]
+    # extending a + b keeps what was set on it; a parenthesised right operand nests
+    pair = peak(1, 2, 1) + peak(1, 5, 1)
+    pair.params["c1.mu"].set(tie="c0.mu", bounds=None)
+    assert (pair + background()).params.tied_names == ["c1.mu"]
+    nested = background() + (peak(1, 2, 1) + peak(1, 5, 1))
+    assert list(nested.components) == ["c0", "c1"] and "c1.c0.amp" in nested.params
     # composing copies: changing the composite leaves the component alone, and back
     component = background()
     model = ik.Sum(bg=component)

@@ -6,6 +6,8 @@ They are the standard accuracy test for least-squares software. :func:`read_strd
 ``.dat`` file; :data:`CURVES` holds each model as a torch function under the model
 contract (``p`` has scalars ``b1 ... bk``); :func:`problem` builds the
 :class:`~inversekit.LeastSquares` with unit weights that NIST's certified values refer to.
+:data:`MODELS` gives each dataset's parameter table, its defaults NIST's first starting
+point ("Start 1"), so ``MODELS[i].params()`` starts where NIST's harder test starts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import Tensor
 
 from inversekit.errors import InputError
+from inversekit.models.table import ModelInfo, ParamSpec
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -207,3 +210,60 @@ def problem(data: StrdFile, start: int = 0):
     values = data.starts[start]
     params = Params({f"b{i + 1}": float(v) for i, v in enumerate(values)})
     return LeastSquares(CURVES[data.name], params, inputs=(torch.as_tensor(data.x),), y=data.y)
+
+
+# --- parameter tables -------------------------------------------------------------------
+
+_FORMULAS = {
+    misra1a: "y = b1 (1 - exp(-b2 x))",
+    chwirut: "y = exp(-b1 x) / (b2 + b3 x)",
+    danwood: "y = b1 x^b2",
+    enso: "y = b1 + b2 cos(2 pi x/12) + b3 sin(2 pi x/12) + b5 cos(2 pi x/b4) + ...",
+    gauss: "y = b1 exp(-b2 x) + b3 exp(-(x-b4)^2/b5^2) + b6 exp(-(x-b7)^2/b8^2)",
+    hahn1: "y = (b1 + b2 x + b3 x^2 + b4 x^3) / (1 + b5 x + b6 x^2 + b7 x^3)",
+    kirby2: "y = (b1 + b2 x + b3 x^2) / (1 + b4 x + b5 x^2)",
+    lanczos: "y = b1 exp(-b2 x) + b3 exp(-b4 x) + b5 exp(-b6 x)",
+    mgh17: "y = b1 + b2 exp(-b4 x) + b3 exp(-b5 x)",
+    misra1b: "y = b1 (1 - (1 + b2 x/2)^-2)",
+    misra1c: "y = b1 (1 - (1 + 2 b2 x)^-1/2)",
+    misra1d: "y = b1 b2 x / (1 + b2 x)",
+    nelson: "log y = b1 - b2 x1 exp(-b3 x2)",
+    roszman1: "y = b1 - b2 x - arctan(b3 / (x - b4)) / pi",
+}
+
+# NIST's "Start 1" of each dataset, copied from the StRD files
+_STARTS: dict[str, tuple[float, ...]] = {
+    "Misra1a": (500, 1e-4),
+    "Chwirut1": (0.1, 0.01, 0.02),
+    "Chwirut2": (0.1, 0.01, 0.02),
+    "DanWood": (1, 5),
+    "ENSO": (11.0, 3.0, 0.5, 40.0, -0.7, -1.3, 25.0, -0.3, 1.4),
+    "Gauss1": (97.0, 0.009, 100.0, 65.0, 20.0, 70.0, 178.0, 16.5),
+    "Gauss2": (96.0, 0.009, 103.0, 106.0, 18.0, 72.0, 151.0, 18.0),
+    "Gauss3": (94.9, 0.009, 90.1, 113.0, 20.0, 73.8, 140.0, 20.0),
+    "Hahn1": (10, -1, 0.05, -1e-5, -0.05, 0.001, -1e-6),
+    "Kirby2": (2, -0.1, 0.003, -0.001, 1e-5),
+    "Lanczos1": (1.2, 0.3, 5.6, 5.5, 6.5, 7.6),
+    "Lanczos2": (1.2, 0.3, 5.6, 5.5, 6.5, 7.6),
+    "Lanczos3": (1.2, 0.3, 5.6, 5.5, 6.5, 7.6),
+    "MGH17": (50, 150, -100, 1, 2),
+    "Misra1b": (500, 1e-4),
+    "Misra1c": (500, 1e-4),
+    "Misra1d": (500, 1e-4),
+    "Nelson": (2, 1e-4, -0.01),
+    "Roszman1": (0.1, -1e-5, 1000, -100),
+}
+
+#: One table per StRD dataset (``nist.Misra1a``, ...): ``b1 ... bk``, unbounded, defaults
+#: NIST's Start 1 (NIST gives no units: the coefficients carry those of the formula).
+MODELS = tuple(
+    ModelInfo(
+        name=f"nist.{name}",
+        summary=f"NIST StRD {name}: {_FORMULAS[CURVES[name]]}",
+        parameters=tuple(
+            ParamSpec(f"b{i + 1}", "", float(v), description="coefficient of the formula")
+            for i, v in enumerate(start)
+        ),
+    )
+    for name, start in _STARTS.items()
+)

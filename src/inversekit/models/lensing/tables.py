@@ -9,7 +9,7 @@ from inversekit.models.table import ModelInfo, ParamSpec
 _SOURCE = ParamSpec(
     name="source",
     unit="flux / pixel",
-    default=0.0,
+    default=0.1,  # a faint uniform start, strictly inside the bound a fit needs
     bounds=(0.0, None),
     description="surface brightness of the source pixels; the paper peak-normalises to [0, 1]",
     per="source pixel",
@@ -42,7 +42,7 @@ PIXELATED = ModelInfo(
         ParamSpec(
             name="kappa",
             unit="1",
-            default=0.0,
+            default=0.1,  # log scale: a fit starts strictly above 0
             bounds=(0.0, None),
             log_scale=True,
             description="convergence (surface density / critical density) of each pixel",
@@ -86,7 +86,8 @@ SIE = ModelInfo(
             unit="arcsec",
             default=0.0,
             bounds=(0.0, None),
-            description="core radius; 0 gives the singular profile",
+            description="core radius; 0 gives the singular profile (fixed unless freed)",
+            fixed=True,
         ),
         *_SHEAR,
         _SOURCE,
