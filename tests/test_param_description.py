@@ -201,6 +201,9 @@ def test_changes_after_construction_are_checked_like_lmfit():
     params["a0"].set(vary=True, expr=None)
     params.add("a3", tie="2 * a0")
     assert params.tied_names == ["a3"]
+    params["a1"].set(tie="a0")  # tying drops the bounds and fixing that no longer apply
+    assert params.tied_names == ["a1", "a3"] and params["a1"].bounds is None
+    params["a1"].set(tie=None, value=1.0, bounds=(0.1, 3.0))
     with pytest.raises(ik.InputError, match="unknown field 'vry'"):
         params["a0"].set(vry=False)
     # the fit sees the description as it was when the problem was made

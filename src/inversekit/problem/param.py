@@ -157,6 +157,11 @@ class Param:
                 fields["tie"] = value
             else:
                 fields[key] = value
+        if fields.get("tie") is not None and self.tie is None:
+            # a parameter becoming tied takes its value from the tie: what described how
+            # it was fitted no longer applies (unless given in the same call: then checked)
+            for k, free in (("bounds", None), ("fixed", False), ("log_scale", False)):
+                fields.setdefault(k, free)
         return fields
 
     def copy(self, **changes) -> Param:
