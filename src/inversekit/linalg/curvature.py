@@ -91,20 +91,49 @@ def inverse_curvature(
     ``p x p`` algebra: for small matrices a chain of torch operations costs far more).
     """
     if J is not None:
-        Jh = host64(J)
+        Jh = _finite_columns(host64(J))
         norms = np.sqrt(np.einsum("ij,ij->j", Jh, Jh))
         s = 1.0 / np.where(norms > 0, norms, 1.0)
         _, sv, Vh = np.linalg.svd(Jh * s, full_matrices=False)
         return _from_eigen(sv**2, Vh.T, s, near_null_ratio)
-    if A.shape[0] > EIGH_MAX_PARAMS:
+    if A.shape[0] > EIGH_MAX_PARAMS and bool(torch.isfinite(A).all()):
         large = _large_inverse(A, near_null_ratio)
         if large is not None:
             return large
-    Ah = host64(A)
+    Ah = _finite_columns(host64(A), square=True)
     d = np.diagonal(Ah)
     s = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
     eig, V = np.linalg.eigh(Ah * s[:, None] * s[None, :])
     return _from_eigen(eig, V, s, near_null_ratio)
+
+
+def _finite_columns(M: np.ndarray, square: bool = False) -> np.ndarray:
+    """``M`` with every column holding a non-finite entry set to zero (and the matching
+    row of a square ``JᵀWJ``): a derivative that is not finite at the solution carries no
+    information, and its parameter then sits in a singular direction (infinite variance)
+    instead of breaking the decomposition of all the others."""
+    bad = ~np.isfinite(M).all(axis=0)
+    if not bad.any():
+        return M
+    M = M.copy()
+    M[:, bad] = 0.0
+    if square:
+        M[bad, :] = 0.0
+    return M
+
+
+def column_norms(A: Tensor | None = None, J: Tensor | None = None) -> np.ndarray:
+    """``‖J_k‖`` of every column of the (whitened) Jacobian, from ``J`` itself or from
+    ``A = JᵀWJ`` (``√A_kk``), as float64 on the host.
+
+    The unit-curvature scaling of :func:`inverse_curvature` divides every column by this
+    norm, so a column that underflowed looks perfectly conditioned after it: the norms
+    are what tells such a column apart (see :mod:`inversekit.results.identifiability`).
+    """
+    if J is not None:
+        Jh = host64(J)
+        return np.sqrt(np.einsum("ij,ij->j", Jh, Jh))
+    return np.sqrt(np.clip(np.diagonal(host64(A)).copy(), 0.0, None))
 
 
 def eigen_inverse(eig, V, s):

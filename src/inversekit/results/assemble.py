@@ -20,6 +20,7 @@ from inversekit.contracts import (
 )
 from inversekit.results.batched import BatchedFitResult, batched_result
 from inversekit.results.fit_result import FitResult
+from inversekit.results.identifiability import short_reason
 from inversekit.results.least_squares import least_squares_statistics
 from inversekit.results.status import Status
 
@@ -42,7 +43,7 @@ def build_result(problem, summary: Summary, run: Run, solver: str) -> FitResult 
     params = problem.params
     stats = least_squares_statistics(problem, u) if implements(problem, LeastSquaresProblem) else {}
     cost = stats.pop("cost", summary.cost)
-    return FitResult(
+    result = FitResult(
         params={k: v.detach() for k, v in problem.unpack(u).items()},
         x=params.physical(u).detach(),
         labels=params.labels(),
@@ -55,8 +56,34 @@ def build_result(problem, summary: Summary, run: Run, solver: str) -> FitResult 
         history=list(run.history),
         solver=solver,
         message=_message(run.status, summary.message),
+        **description(params),
         **stats,
     )
+    if result.unconstrained:  # the status stays the solver's; the message warns
+        result.message += "; " + unconstrained_warning(result.unconstrained_reasons)
+    return result
+
+
+def description(params) -> dict:
+    """What a result keeps of the parameters' description: every parameter's bounds
+    (``lower``/``upper``, ``±inf`` open; tied ones have none) and each tie's definition."""
+    return {
+        "lower": {n: t.detach().clone() for n, t in params.lower.items()},
+        "upper": {n: t.detach().clone() for n, t in params.upper.items()},
+        "ties": {n: params.tie_text(n) for n in params.tied_names},
+    }
+
+
+def unconstrained_warning(reasons: dict[str, str]) -> str:
+    """``"WARNING: b2 not constrained by the data (derivative at rounding level)"``, one
+    clause per label (the first five, then a count)."""
+    items = list(reasons.items())
+    clauses = [
+        f"WARNING: {k} not constrained by the data ({short_reason(v)})" for k, v in items[:5]
+    ]
+    if len(items) > 5:
+        clauses.append(f"WARNING: {len(items) - 5} more parameters not constrained by the data")
+    return "; ".join(clauses)
 
 
 def _message(status: Status, own: str) -> str:

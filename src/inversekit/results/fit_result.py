@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
+from inversekit.errors import InputError
 from inversekit.results.archive import identical, to_archive
+from inversekit.results.plots import plot_fit
+from inversekit.results.report import report_lines
 from inversekit.results.status import Status
+from inversekit.results.table import result_table
 
 FORMAT = "inversekit.FitResult"
 
@@ -33,6 +37,18 @@ class FitResult:
     ``near_null`` (the parameters of each near-degenerate direction), ``log_likelihood``
     and ``jacobian`` (the derivative engine that ran, and why). For a scalar objective
     they stay empty (``None``, NaN).
+
+    Identifiability (see :mod:`inversekit.results.identifiability`): ``unconstrained``
+    names the free elements the data do not constrain and ``unconstrained_reasons`` says
+    why, per label; the message then carries a warning and :attr:`trustworthy` is False
+    (the status stays what the solver said). ``condition_number`` is inf when a
+    derivative is at rounding level.
+
+    Every parameter: ``stderr_all`` maps every parameter (free, fixed, tied) to a tensor
+    of its shape: free elements as ``stderr``, fixed ones 0, tied ones by the delta
+    method; ``lower``/``upper`` hold each parameter's bounds (``±inf`` open) and ``ties``
+    the definition of each tied parameter. ``confidence_intervals`` keeps the last
+    :meth:`intervals` computed (label to a dict of its bounds).
     """
 
     params: dict[str, Tensor]
@@ -62,22 +78,71 @@ class FitResult:
     log_likelihood: float = math.nan
     priors: list[str] = field(default_factory=list)  # parameters that carried priors
     jacobian: str = ""  # derivative engine that ran, and why it was chosen
+    unconstrained: list[str] = field(default_factory=list)
+    unconstrained_reasons: dict[str, str] = field(default_factory=dict)
+    stderr_all: dict[str, Tensor] = field(default_factory=dict)
+    lower: dict[str, Tensor] = field(default_factory=dict)
+    upper: dict[str, Tensor] = field(default_factory=dict)
+    ties: dict[str, str] = field(default_factory=dict)
+    confidence_intervals: dict[str, dict] = field(default_factory=dict)
 
     @property
     def success(self) -> bool:
         """True when the solver converged (see :class:`~inversekit.Status`)."""
         return self.status.success
 
+    @property
+    def trustworthy(self) -> bool:
+        """True when the solver converged *and* the data constrain every free parameter
+        (``unconstrained`` is empty). A fit that converged to a point where some parameter
+        has no effect (a saturated rate, a component of zero amplitude) is ``success``
+        but not ``trustworthy``: its values and standard errors for those parameters mean
+        nothing."""
+        return self.success and not self.unconstrained
+
     def __post_init__(self) -> None:
         if not self.message:
             self.message = self.status.value
+        # set by inversekit.fit for a least-squares problem (see intervals); not saved
+        self._profiler: Callable | None = None
 
-    def report(self) -> str:
-        """A readable multi-line summary: fit statistics, parameters, warnings."""
-        return "\n".join(_report_lines(self))
+    def report(self, min_correlation: float = 0.5) -> str:
+        """A readable multi-line summary: fit statistics, every parameter (fixed and tied
+        ones marked), correlations above ``min_correlation`` in size (largest first) and
+        warnings (parameters not constrained by the data, near-degenerate directions)."""
+        return "\n".join(report_lines(self, min_correlation))
 
     def __str__(self) -> str:
         return self.report()
+
+    def intervals(self, names=None, level: float = 0.95, solver=None):
+        """Profile-likelihood confidence intervals at ``level`` for the free elements
+        ``names`` (labels such as ``"b1"`` or ``"c[1]"``; default all), with the
+        delta-method interval beside each: see
+        :func:`inversekit.optimize.intervals.profile_intervals`, which refits the problem
+        with each element fixed at trial values. Available on a result of
+        :func:`inversekit.fit` (a loaded result has no problem to refit: call
+        ``inversekit.profile_intervals(problem, result, ...)``). The intervals are also
+        kept in ``confidence_intervals`` (and in :meth:`to_table`)."""
+        if self._profiler is None:
+            raise InputError(
+                "intervals need the problem: call inversekit.profile_intervals(problem, "
+                "result, ...) (a loaded result, or one not made by inversekit.fit on a "
+                "least-squares problem, does not hold it)"
+            )
+        return self._profiler(self, names=names, level=level, solver=solver)
+
+    def to_table(self):
+        """Every parameter as a :class:`~inversekit.results.table.Table` (value, standard
+        error rounded to it, bounds, fixed/tied/prior flags, intervals when computed),
+        with ``to_csv``, ``to_json``, ``to_latex`` and ``to_pandas``."""
+        return result_table(self)
+
+    def plot(self, problem, path=None):
+        """The figure of :func:`inversekit.results.plots.plot_fit`: data, best fit and
+        normalised residuals of a 1-D fit, written to ``path`` (returned) or returned as
+        a matplotlib figure."""
+        return plot_fit(problem, self, path)
 
     def save(self, path) -> None:
         """Write to ``path`` (``.npz``); :func:`inversekit.load` reads it back bit-identically."""
@@ -85,80 +150,3 @@ class FitResult:
 
     def __eq__(self, other) -> bool:
         return isinstance(other, FitResult) and identical(self, other)
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.10g}" if math.isfinite(v) else str(v)
-
-
-def _report_lines(r: FitResult) -> list[str]:
-    mark = "" if r.success else "  <-- NOT CONVERGED"
-    lines = [
-        f"[[Fit: {r.solver}]]",
-        f"    status          {r.status.name}: {r.message}{mark}",
-        f"    iterations      {r.n_iter}  (function evals {r.n_fev}, "
-        f"{'gradient' if r.n_data is None else 'Jacobian'} evals {r.n_jev})",
-        f"    time            {r.time:.4g} s",
-    ]
-    if r.n_data is None:  # a scalar objective: no data statistics
-        lines += [f"    free parameters {len(r.labels)}", f"    cost            {_fmt(r.cost)}"]
-    else:
-        noise = (
-            "covariance scaled by reduced chi2 (no noise level given)"
-            if r.covariance_scaled
-            else "covariance absolute (noise level given)"
-        )
-        lines += [
-            f"    derivatives     {r.jacobian}",
-            f"    data points     {r.n_data}   free parameters {len(r.labels)}   ndf {r.ndf}",
-            f"    chi-square      {_fmt(r.chi2)}",
-            f"    reduced chi2    {_fmt(r.reduced_chi2)}",
-            f"    cost            {_fmt(r.cost)}",
-            f"    {noise}",
-            f"    condition       {r.condition_number:.3g} "
-            "(of JᵀWJ, parameters scaled to unit curvature)",
-        ]
-    lines.append("[[Parameters]]")
-    lines += _parameter_lines(r)
-    lines += _warning_lines(r)
-    return lines
-
-
-def _parameter_lines(r: FitResult, limit: int = 40) -> list[str]:
-    width = max([len(label) for label in r.labels[:limit]] + [4])
-    if not r.stderr:  # no uncertainties defined (a scalar objective): values only
-        lines = [
-            f"    {label:<{width}}  {float(v): .10g}"
-            for label, v in zip(r.labels, r.x, strict=True)
-        ]
-        more = len(r.labels) - limit
-        return lines[:limit] + ([f"    ... {more} more free elements"] if more > 0 else [])
-    sd = torch.cat([v.reshape(-1) for v in r.stderr.values()])
-    lines = []
-    flagged = set(r.at_bounds) | set(r.unidentified)
-    for i, label in enumerate(r.labels[:limit]):
-        value, err = float(r.x[i]), float(sd[i])
-        rel = f"({abs(err / value) * 100:.3g}%)" if value != 0 and math.isfinite(err) else ""
-        note = ""
-        if label in r.at_bounds:
-            note = "  at bound: stderr unreliable"
-        elif label in r.unidentified:
-            note = "  not identifiable"
-        err_text = _fmt(err) if label not in flagged else str(err)
-        lines.append(f"    {label:<{width}}  {value: .10g} +/- {err_text} {rel}{note}")
-    if len(r.labels) > limit:
-        lines.append(f"    ... {len(r.labels) - limit} more free elements")
-    return lines
-
-
-def _warning_lines(r: FitResult) -> list[str]:
-    lines = []
-    if r.near_null:
-        lines.append("[[Warnings]]")
-        for names in r.near_null[:5]:
-            lines.append(
-                "    near-degenerate combination of: "
-                + ", ".join(names[:8])
-                + (" ..." if len(names) > 8 else "")
-            )
-    return lines

@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import Tensor
 
-from inversekit.results.uncertainty import least_squares_uncertainty
+from inversekit.results.identifiability import identifiability_fields
+from inversekit.results.uncertainty import all_stderr, least_squares_uncertainty
 
 
 def least_squares_statistics(problem, u: Tensor) -> dict[str, Any]:
@@ -37,4 +38,7 @@ def least_squares_statistics(problem, u: Tensor) -> dict[str, Any]:
         "priors": list(params.prior_names),
         "cost": problem.value(u),
         "jacobian": f"{engine.engine_name}: {engine.reason}",
+        "stderr_all": all_stderr(params, u, unc),
+        # parameters the data do not constrain (may set condition_number to inf)
+        **identifiability_fields(problem, u, unc),
     }

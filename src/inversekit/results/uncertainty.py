@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from inversekit.linalg.arrays import INF, NAN, copy, diagonal, isfinite, sqrt, where
-from inversekit.linalg.curvature import inverse_curvature
+from inversekit.linalg.curvature import column_norms, inverse_curvature
 from inversekit.linalg.host import host64, on_host64
 
 # Use the m x p Jacobian itself (more accurate) for the covariance below these sizes.
@@ -38,23 +38,31 @@ class Uncertainty:
     near_null: list[list[str]]
     at_bounds: list[str]
     unidentified: list[str]
+    # for the identifiability checks (:mod:`.identifiability`), float64 on the host:
+    covariance_u: np.ndarray  # s² (JᵀWJ)⁻¹ in the solver's coordinates u
+    column_norms: np.ndarray  # ‖J_k‖ of the whitened Jacobian in u
+    derivative: np.ndarray  # dx/du of every free element
+    singular: np.ndarray  # bool: in a numerically singular direction
+    null_directions: np.ndarray  # (p, k) unit vectors of the near-null directions
+    null_eigenvalues: np.ndarray  # (k,) their eigenvalues relative to the largest
 
 
 def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
     """Covariance of the free parameters of ``problem`` at the solution ``u``."""
     params = problem.params
     p, n = params.n_free, problem.n_data
-    if n * p <= _MAX_JACOBIAN_ELEMENTS and p <= _MAX_JACOBIAN_COLUMNS:
-        J, _ = problem.jacobian.full(u)
-        inv = inverse_curvature(J=J)
+    J, A = jacobian_or_curvature(problem, u)
+    if J is not None:
+        inv, norms = inverse_curvature(J=J), column_norms(J=J)
     else:
-        inv = inverse_curvature(A=problem.normal_equations(u).A)
+        inv, norms = inverse_curvature(A=A), column_norms(A=A)
     ndf = n - p
     if problem.noise_known:
         scale = 1.0
     else:
         scale = chi2 / ndf if ndf > 0 else math.nan
     G = None if params.identity else host64(params.derivative(u))
+    G64 = np.ones(p) if G is None else G
     distance = None
     if params.bounded is not None:  # unbounded parameters are never at a bound
         distance = host64(params.distance_to_bounds(params.physical(u)))
@@ -75,7 +83,22 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
         near_null=directions(inv.null_directions, labels),
         at_bounds=[labels[i] for i in np.flatnonzero(pinned)],
         unidentified=[labels[i] for i in np.flatnonzero(inv.singular & ~pinned)],
+        covariance_u=scale * inv.inverse,
+        column_norms=norms,
+        derivative=G64,
+        singular=inv.singular,
+        null_directions=inv.null_directions,
+        null_eigenvalues=inv.null_eigenvalues,
     )
+
+
+def jacobian_or_curvature(problem, u: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """``(J, None)``: the whitened Jacobian at ``u`` for problems small enough to hold it
+    (more accurate), else ``(None, JᵀWJ)``."""
+    p, n = problem.params.n_free, problem.n_data
+    if n * p <= _MAX_JACOBIAN_ELEMENTS and p <= _MAX_JACOBIAN_COLUMNS:
+        return problem.jacobian.full(u)[0], None
+    return None, problem.normal_equations(u).A
 
 
 def physical_uncertainty(inverse, scale, G, singular, distance):
@@ -121,3 +144,39 @@ def directions(vectors, labels: list[str], weight: float = 0.1) -> list[list[str
         order = np.argsort(-v[:, k], kind="stable")
         out.append([labels[i] for i in order if v[i, k] >= weight])
     return out
+
+
+def all_stderr(params, u: Tensor, unc: Uncertainty) -> dict[str, Tensor]:
+    """The standard error of every parameter, shaped like it: free elements as
+    ``unc.stderr`` (NaN at a bound, inf when not identifiable), fixed elements 0, and tied
+    parameters by the delta method, ``var = diag(J C_u Jᵀ)`` with ``J = d tie/du`` (the
+    tie's value as a function of the solver's coordinates, by ``torch.func.jacrev``
+    through ``params.unpack``) and ``C_u`` the covariance in ``u``. A tie that depends on
+    a not identifiable element gets inf, one that depends on an element at a bound NaN."""
+    free = params.split(unc.stderr, fill=0.0)
+    out: dict[str, Tensor] = {}
+    tied = set(params.tied_names)
+    sd = host64(unc.stderr)
+    for name in params:
+        if name in free:
+            out[name] = free[name]
+        elif name in tied:
+            out[name] = _tie_stderr(params, u, unc, name, sd)
+        else:
+            out[name] = torch.zeros_like(params.values[name], device=unc.stderr.device)
+    return out
+
+
+def _tie_stderr(params, u: Tensor, unc: Uncertainty, name: str, sd: np.ndarray) -> Tensor:
+    shape = params.values[name].shape
+
+    def tie(v: Tensor) -> Tensor:
+        return params.unpack(v)[name].reshape(-1)
+
+    J = host64(torch.func.jacrev(tie)(u.detach()))  # (elements, p)
+    var = np.einsum("ip,pq,iq->i", J, unc.covariance_u, J)
+    uses = J != 0
+    var = np.where(uses @ unc.singular, np.inf, np.clip(var, 0.0, None))
+    stderr = np.where(uses @ np.isnan(sd), np.nan, np.sqrt(var))
+    t = torch.from_numpy(stderr).reshape(shape)
+    return t.to(device=unc.stderr.device, dtype=unc.stderr.dtype)
