@@ -23,6 +23,12 @@ from inversekit.linalg.rows import contiguous_rows, finite_rows, select_rows
 from inversekit.problem.noise import gaussian_log_likelihood
 from inversekit.results.archive import identical, to_archive
 from inversekit.results.fit_result import FitResult
+from inversekit.results.identifiability import (
+    ROUNDING_LEVEL,
+    SHORT,
+    batched_identifiability,
+    short_reason,
+)
 from inversekit.results.status import Status
 from inversekit.results.uncertainty import directions, physical_uncertainty
 
@@ -67,6 +73,10 @@ class BatchedFitResult:
     log_likelihood: Tensor
     notes: list[str | None]
     solver: str = ""
+    # (B, p) bool: free elements the data do not constrain, and (B, p) int8 why: the check
+    # of inversekit.results.identifiability that named them (0 where none did)
+    unconstrained: Tensor | None = None
+    unconstrained_codes: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.status)
@@ -75,6 +85,21 @@ class BatchedFitResult:
     def success(self) -> Tensor:
         """``(B,)`` bool: which problems converged."""
         return torch.tensor([s.success for s in self.status], dtype=torch.bool)
+
+    @property
+    def trustworthy(self) -> Tensor:
+        """``(B,)`` bool: which problems converged with every free parameter constrained
+        by the data (see :attr:`inversekit.FitResult.trustworthy`)."""
+        if self.unconstrained is None:
+            return self.success
+        return self.success & ~self.unconstrained.any(1).cpu()
+
+    def unconstrained_labels(self, b: int) -> dict[str, str]:
+        """Problem ``b``'s free elements the data do not constrain, with why."""
+        if self.unconstrained_codes is None:
+            return {}
+        codes = self.unconstrained_codes[b].tolist()
+        return {lb: SHORT[c] for lb, c in zip(self.labels, codes, strict=True) if c}
 
     @property
     def failed(self) -> list[int]:
@@ -88,7 +113,8 @@ class BatchedFitResult:
         b = b % len(self)
         eig, V = self.eigenvalues[b], self.eigenvectors[b]  # eig relative to the largest
         near = eig < _NEAR_NULL_RATIO  # false throughout for problems not fitted (NaN)
-        return FitResult(
+        reasons = self.unconstrained_labels(b)
+        one = FitResult(
             params={n: v[b] for n, v in self.params.items()},
             x=self.x[b],
             labels=list(self.labels),
@@ -117,7 +143,17 @@ class BatchedFitResult:
             ],
             log_likelihood=float(self.log_likelihood[b]),
             solver=self.solver,
+            unconstrained=list(reasons),
+            unconstrained_reasons=reasons,
+            stderr_all={n: v[b] for n, v in self.stderr.items()}
+            | {n: torch.zeros_like(v[b]) for n, v in self.params.items() if n not in self.stderr},
         )
+        if reasons:
+            one.message += "; " + "; ".join(
+                f"WARNING: {k} not constrained by the data ({short_reason(v)})"
+                for k, v in list(reasons.items())[:5]
+            )
+        return one
 
     def __iter__(self):
         return (self[b] for b in range(len(self)))
@@ -136,7 +172,28 @@ class BatchedFitResult:
             lines.append(f"    problem {b}: {self.status[b].name}: {why}")
         if len(self.failed) > 10:
             lines.append(f"    ... {len(self.failed) - 10} more problems did not converge")
+        lines += self._unconstrained_lines()
         return "\n".join(lines)
+
+    def _unconstrained_lines(self) -> list[str]:
+        """How many problems have parameters the data do not constrain, which parameters
+        (counts), and the first few such problems with why."""
+        if self.unconstrained is None or not bool(self.unconstrained.any()):
+            return []
+        mask = self.unconstrained.cpu()
+        which = torch.nonzero(mask.any(1)).flatten().tolist()
+        counts = mask.sum(0).tolist()
+        per = ", ".join(f"{lb} in {c}" for lb, c in zip(self.labels, counts, strict=True) if c)
+        lines = [
+            "[[Warnings]]",
+            f"    {len(which)} problems have parameters not constrained by the data ({per})",
+        ]
+        for b in which[:10]:
+            why = "; ".join(f"{k} ({v})" for k, v in self.unconstrained_labels(b).items())
+            lines.append(f"    problem {b}: {why}")
+        if len(which) > 10:
+            lines.append(f"    ... {len(which) - 10} more such problems")
+        return lines
 
     def __str__(self) -> str:
         return self.report()
@@ -204,6 +261,8 @@ def batched_result(problem, summary: Summary, run, *, solver: str) -> BatchedFit
         log_likelihood=_log_likelihood(problem, chi2),
         notes=list(problem.notes),
         solver=solver,
+        unconstrained=unc.codes != 0,
+        unconstrained_codes=unc.codes,
     )
 
 
@@ -238,6 +297,7 @@ class _Uncertainty:
         self.V = like.new_full((B, p, p), nan)
         self.pinned = torch.zeros(B, p, dtype=torch.bool, device=like.device)
         self.singular = torch.zeros(B, p, dtype=torch.bool, device=like.device)
+        self.codes = torch.zeros(B, p, dtype=torch.int8, device=like.device)
         return self
 
     def fill(self, idx: Tensor, A: Tensor, chi2: Tensor, u: Tensor, problem) -> None:
@@ -266,11 +326,16 @@ class _Uncertainty:
         distance = _distance(problem.params, u)
         cov, stderr, pinned, corr = physical_uncertainty(inverse, scale, G, singular, distance)
         dtype = self.covariance.dtype  # the problem's (A may be float64 for float32 data)
+        pieces = {"G": G, "cov": cov, "singular": singular, "relative": relative, "V": V}
+        codes = batched_identifiability(problem, idx, u, A, chi2, {**pieces, "scale": scale})
+        # a derivative at rounding level: the scaled condition number would hide it
+        condition = torch.where((codes == ROUNDING_LEVEL).any(1), math.inf, condition)
         rows = contiguous_rows(idx)
         self.covariance[rows], self.correlation[rows] = cov.to(dtype), corr.to(dtype)
         self.stderr[rows], self.condition[rows] = stderr.to(dtype), condition.to(dtype)
         self.eig[rows], self.V[rows] = relative.to(dtype), V.to(dtype)
         self.pinned[rows], self.singular[rows] = pinned, singular
+        self.codes[rows] = codes
 
 
 def _derivative(params, u: Tensor) -> Tensor:

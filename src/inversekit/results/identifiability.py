@@ -330,3 +330,147 @@ def identifiability_fields(problem, u: Tensor, unc) -> dict:
     if ident.rounding:
         fields["condition_number"] = math.inf
     return fields
+
+
+# --- a batch: the same checks per problem, vectorised over problems -------------------
+
+
+def batched_identifiability(
+    problem, idx: Tensor, u: Tensor, A: Tensor, chi2: Tensor, unc: dict
+) -> Tensor:
+    """``(k, p)`` int8 reason codes (0: constrained) of the problems ``idx`` of a batched
+    least-squares ``problem`` at their solutions ``u`` (``(k, p)``), from their ``A = JᵀWJ``
+    and ``chi2``, and ``unc``: the per-problem covariance pieces (``cov`` physical,
+    ``singular``, ``relative`` eigenvalues and eigenvectors ``V`` of the scaled ``A``,
+    ``G = dx/du`` and ``scale`` = s²). The checks of the module docstring, each a few
+    tensor operations over all problems; checks 4 and 5 evaluate the problems where they
+    apply, one parameter at a time."""
+    params = problem.params
+    k, p = u.shape
+    dtype = u.dtype
+    eps = torch.finfo(dtype).eps
+    rounding = math.sqrt(eps)
+    codes = torch.zeros(k, p, dtype=torch.int8, device=u.device)
+    A = A.to(dtype)
+    norms = torch.sqrt(torch.diagonal(A, dim1=1, dim2=2).clamp(min=0.0))
+    G, cov, singular = unc["G"].to(dtype), unc["cov"].to(dtype), unc["singular"]
+    x, x0 = physical(params, u), physical(params, problem.u0[idx].to(dtype))
+    variance = torch.diagonal(cov, dim1=1, dim2=2).clamp(min=0.0)
+    sd = torch.where(singular, math.inf, torch.sqrt(variance))
+    sw, y = problem.sqrt_weights[idx].to(dtype), problem.y[idx].reshape(k, -1).to(dtype)
+    data_norm = torch.linalg.vector_norm(sw * y, dim=1)
+    n = problem.n_data[idx]
+    known = problem.noise_known
+    # 1. singular directions
+    codes[singular] = SINGULAR
+    # 2. derivatives at rounding level
+    N = noise_norm(chi2, n, known, data_norm)
+    N = torch.maximum(N, rounding * (data_norm + torch.sqrt(chi2.clamp(min=0.0))))
+    dead = effects(norms, G, x, x0) < rounding * N[:, None]
+    codes = torch.where((codes == 0) & dead, ROUNDING_LEVEL, codes)
+    # 3. near-degenerate directions
+    near = unc["relative"] < NEAR_NULL_RATIO  # (k, p) over the eigenvectors
+    member = ((unc["V"].abs() >= NEAR_NULL_WEIGHT) & near[:, None, :]).any(-1)
+    codes = torch.where((codes == 0) & member, NEAR_NULL, codes)
+    # 4. relative standard error beyond the limit where the model is not linear
+    scale = data_norm + torch.sqrt(chi2.clamp(min=0.0))
+    g = G.abs()
+    physical_norms = torch.where(g > 0, norms / torch.where(g > 0, g, 1.0), 0.0)
+    for c in range(p):
+        wide = torch.isfinite(sd[:, c]) & (sd[:, c] > RELATIVE_LIMIT * x[:, c].abs())
+        rows = torch.nonzero((codes[:, c] == 0) & wide).flatten()
+        if rows.numel() == 0:
+            continue
+        linear = 2.0 * (physical_norms[rows, c] * sd[rows, c]) ** 2
+        testable = linear > 1e3 * eps * scale[rows] * (2.0 * chi2[rows].sqrt() + eps * scale[rows])
+        ratio = torch.full_like(linear, math.nan)
+        decided = torch.zeros_like(testable)
+        first = torch.where(x[rows, c] >= 0, 1.0, -1.0).to(dtype)
+        for side in (first, -first):
+            one, ok1 = moved_points(params, u[rows], c, x[rows, c] + side * sd[rows, c])
+            two, ok2 = moved_points(params, u[rows], c, x[rows, c] + 2.0 * side * sd[rows, c])
+            ok = ok1 & ok2 & ~decided & testable
+            if bool(ok.any()):
+                sub = idx[rows][ok]
+                chi2_1 = 2.0 * problem.costs(one[ok], sub).to(dtype)
+                chi2_2 = 2.0 * problem.costs(two[ok], sub).to(dtype)
+                ratio[ok] = curvature_ratio(chi2[rows][ok], chi2_1, chi2_2, linear[ok])
+                decided |= ok
+        outside = ~((ratio >= LINEAR_BAND[0]) & (ratio <= LINEAR_BAND[1]))  # NaN: outside
+        codes[rows[decided & outside], c] = NONLINEAR
+    # 5. effects vanishing where another parameter may be zero
+    s2 = unc["scale"].to(dtype)
+    for j in range(p) if p > 1 else []:
+        allowed = (codes[:, j] == 0) & torch.isfinite(sd[:, j]) & (x[:, j] != 0)
+        allowed &= x[:, j].abs() <= ZERO_QUANTILE * sd[:, j]
+        rows = torch.nonzero(allowed).flatten()
+        if rows.numel() == 0:
+            continue
+        moved, ok = moved_points(params, u[rows], j, x[rows, j] * SHRINK)
+        # the data allow x_j = 0 beyond the linear model (see _zero_allowed)
+        Cj = cov[rows, :, j]
+        target = x[rows] - (x[rows, j] / Cj[:, j])[:, None] * Cj
+        target[:, j] = x[rows, j] * SHRINK
+        both, ok_all = points_at(params, u[rows], target)
+        both = torch.where(ok_all[:, None], both, moved)
+        rise = torch.full_like(s2[rows], math.inf)
+        if bool(ok.any()):
+            rise[ok] = 2.0 * problem.costs(both[ok], idx[rows][ok]).to(dtype) - chi2[rows][ok]
+        ok &= torch.nan_to_num(rise, nan=math.inf) <= LINEAR_BAND[1] * ZERO_QUANTILE**2 * s2[rows]
+        if not bool(ok.any()):
+            continue
+        rows, moved = rows[ok], moved[ok]
+        after = torch.sqrt(
+            torch.diagonal(problem.batched_normal_equations(moved, idx[rows])[0], dim1=1, dim2=2)
+            .to(dtype)
+            .clamp(min=0.0)
+        )
+        own = norms[rows, j] / G[rows, j].abs()
+        own_after = after[:, j] / derivative(params, moved)[:, j].abs()
+        value = (own_after >= VANISHED * own) & (own_after <= own / VANISHED)
+        gone = (after <= VANISHED * norms[rows]) & (norms[rows] > 0) & (codes[rows] == 0)
+        gone[:, j] = False
+        gone &= value[:, None]
+        codes[rows] = torch.where(gone, VANISHES, codes[rows])
+    return codes
+
+
+def physical(params, u: Tensor) -> Tensor:
+    """``(k, p)``: the free physical values of every problem from ``u``."""
+    parts = [params.bijections[n].forward(u[:, params.slices[n]]) for n in params.free_names]
+    return torch.cat(parts, dim=1)
+
+
+def derivative(params, u: Tensor) -> Tensor:
+    """``(k, p)``: ``dx/du`` of every free element, per problem."""
+    parts = [params.bijections[n].derivative(u[:, params.slices[n]]) for n in params.free_names]
+    return torch.cat(parts, dim=1)
+
+
+def moved_points(params, u: Tensor, c: int, values: Tensor) -> tuple[Tensor, Tensor]:
+    """``(u', ok)``: every problem's ``u`` (``(k, p)``) with free element ``c`` moved to the
+    physical ``values`` (``(k,)``); ``ok`` False (and ``u`` kept) where that lies outside
+    the bounds."""
+    x = physical(params, u)
+    x[:, c] = values
+    out, _ = points_at(params, u, x, columns=[c])
+    ok = torch.isfinite(out[:, c])
+    out[:, c] = torch.where(ok, out[:, c], u[:, c])
+    return out, ok
+
+
+def points_at(params, u: Tensor, x: Tensor, columns=None) -> tuple[Tensor, Tensor]:
+    """``(u', ok)``: every problem's ``u`` with the free elements ``columns`` (default all)
+    moved to the physical values ``x`` (``(k, p)``); ``ok`` says where all of them lie
+    inside their bounds (non-finite entries of ``u'`` mark those that do not)."""
+    out = u.detach().clone()
+    with torch.no_grad():
+        for n in params.free_names:
+            sl = params.slices[n]
+            inside = [c for c in (columns or range(u.shape[1])) if sl.start <= c < sl.stop]
+            if inside:
+                moved = params.bijections[n].inverse(x[:, sl])
+                for c in inside:
+                    out[:, c] = moved[:, c - sl.start]
+    cols = list(columns or range(u.shape[1]))
+    return out, torch.isfinite(out[:, cols]).all(1)
