@@ -13,6 +13,7 @@ from inversekit import models
 from inversekit.errors import InputError, ModelError
 from inversekit.models.composite import Component, Product, Sum
 from inversekit.optimize import LBFGSB, LM, IterationState, LevenbergMarquardt, fit
+from inversekit.optimize.intervals import profile_intervals
 from inversekit.optimize.levenberg_marquardt.batched import BatchedLevenbergMarquardt, BatchedLM
 from inversekit.problem.batched import BatchedLeastSquares
 from inversekit.problem.least_squares import LeastSquares
@@ -22,6 +23,7 @@ from inversekit.problem.priors import LogUniform
 from inversekit.results.batched import BatchedFitResult
 from inversekit.results.fit_result import FitResult
 from inversekit.results.io import load
+from inversekit.results.plots import plot_fit
 from inversekit.results.status import Status
 
 __all__ = [
@@ -48,4 +50,6 @@ __all__ = [
     "fit",
     "load",
     "models",
+    "plot_fit",
+    "profile_intervals",
 ]

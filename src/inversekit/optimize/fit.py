@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from inversekit.contracts import BatchedLeastSquaresProblem, LeastSquaresProblem, Solver, implements
 from inversekit.errors import InputError
+from inversekit.optimize.intervals import attach
 from inversekit.optimize.lbfgsb import LBFGSB
 from inversekit.optimize.levenberg_marquardt import (
     BatchedLevenbergMarquardt,
@@ -99,7 +100,7 @@ def fit(
     """
     solver = resolve_solver(solver, problem)
     saving = checkpointing(checkpoint, checkpoint_every)
-    return iterate(
+    result = iterate(
         problem,
         solver,
         callback=callback,
@@ -107,3 +108,5 @@ def fit(
         checkpoint=saving,
         resume=None if resume is None else str(resume),
     )
+    attach(result, problem)  # result.intervals() refits this problem
+    return result

@@ -44,7 +44,7 @@ def build_result(problem, summary: Summary, run: Run, solver: str) -> FitResult 
     stats = least_squares_statistics(problem, u) if implements(problem, LeastSquaresProblem) else {}
     cost = stats.pop("cost", summary.cost)
     result = FitResult(
-        params={k: v.detach() for k, v in problem.unpack(u).items()},
+        params=_in_order(problem.unpack(u), params),
         x=params.physical(u).detach(),
         labels=params.labels(),
         cost=cost,
@@ -62,6 +62,13 @@ def build_result(problem, summary: Summary, run: Run, solver: str) -> FitResult 
     if result.unconstrained:  # the status stays the solver's; the message warns
         result.message += "; " + unconstrained_warning(result.unconstrained_reasons)
     return result
+
+
+def _in_order(values: dict, params) -> dict:
+    """The unpacked values in the order the parameters were declared (ties are computed
+    last but listed where they were declared)."""
+    order = [n for n in params if n in values] + [n for n in values if n not in params]
+    return {n: values[n].detach() for n in order}
 
 
 def description(params) -> dict:
