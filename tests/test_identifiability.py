@@ -195,10 +195,10 @@ def test_batched_names_the_same_parameters_as_single_fits():
 def test_batched_gaussians_of_zero_amplitude_match_single_fits():
     x = torch.linspace(0, 10, 60, dtype=torch.float64)
     amplitude = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=torch.float64)
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(1)
     noise = 0.02 * torch.randn(4, 60, generator=g, dtype=torch.float64)
     y = amplitude[:, None] * torch.exp(-0.5 * (x - 5.0) ** 2) + 0.3 + noise
-    start = {"mu": torch.tensor([5.0, 5.0, 8.0, 8.0], dtype=torch.float64)}
+    start = {"mu": torch.tensor([5.0, 5.0, 6.0, 6.0], dtype=torch.float64)}
     problem = ik.BatchedLeastSquares(
         gaussian, ik.Params(A=1.0, mu=5.0, w=1.0, c=0.0), (x,), y, sigma=0.02, start=start
     )
@@ -207,4 +207,5 @@ def test_batched_gaussians_of_zero_amplitude_match_single_fits():
         params = ik.Params(A=1.0, mu=float(start["mu"][b]), w=1.0, c=0.0)
         single = fit(gaussian, params, x, y[b], 0.02)
         assert batch[b].unconstrained == single.unconstrained, b
-    assert batch[0].unconstrained == ["mu", "w"] and batch[1].unconstrained == []
+    assert batch[2].unconstrained == ["mu", "w"]
+    assert batch[1].unconstrained == [] and batch[3].unconstrained == []

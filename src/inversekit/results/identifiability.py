@@ -38,7 +38,8 @@ norm. Five checks, each about one way this happens, name such parameters:
    the second difference ``χ²(x+2δ) - 2χ²(x+δ) + χ²(x)`` compared with its linear value
    ``2‖J_k‖²δ²``; a ratio outside ``[1/2, 2]`` (the response flattens, as in a saturated
    exponential, or jumps, as for a step moved out of the data) means the standard error
-   is meaningless and the parameter is named.
+   is meaningless and the parameter is named. Two model evaluations each, for at most
+   :data:`MAX_LINEARITY_CHECKS` parameters (the widest relative errors first).
 5. **Effect vanishing at a value the data allow.** If the data cannot exclude ``x_j = 0``
    at 95% (``|x_j| <= 1.96 σ_j``, and ``χ²`` at ``x_j = 0`` with the other parameters at
    their linear best response rises by at most twice ``1.96² s²``: a marginal interval
@@ -52,9 +53,10 @@ norm. Five checks, each about one way this happens, name such parameters:
    of ``x_j``, not a degenerate limit of the model: ``x_j``'s own column must keep its
    size within that factor there (an amplitude's does; a width's vanishes as the
    component shrinks to a point, and a width is not a candidate). It costs one Jacobian
-   per such ``x_j``, for at most :data:`MAX_ZERO_CANDIDATES` of them, and only parameters
-   no other check named serve as ``x_j`` (a meaningless standard error says nothing about
-   which values the data allow).
+   per such ``x_j``, for at most :data:`MAX_ZERO_CANDIDATES` of them, and only for
+   problems whose covariance takes the whole Jacobian (at most 200 free parameters and
+   ``1e7`` Jacobian elements); only parameters no other check named serve as ``x_j`` (a
+   meaningless standard error says nothing about which values the data allow).
 
 A named parameter keeps the status the solver gave; the result's message gets a warning,
 its ``trustworthy`` is False and the report has a ``[[Warnings]]`` section. Parameters at
@@ -81,10 +83,14 @@ ZERO_QUANTILE = 1.959963984540054  # check 5: the data allow 0 within 1.96 stand
 SHRINK = 2.0**-30  # check 5: x_j moved to this fraction of itself
 VANISHED = 2.0**-15  # check 5: a column shrinking below this fraction vanished with x_j
 MAX_ZERO_CANDIDATES = 8  # check 5: Jacobians spent at most
+# check 5 runs where the covariance itself takes the whole Jacobian (these sizes), so
+# that a few more Jacobians cost little beside the fit
+MAX_ZERO_PARAMS, MAX_ZERO_ELEMENTS = 200, 10_000_000
 NEAR_NULL_RATIO = 1e-10  # check 3: eigenvalue relative to the largest
 NEAR_NULL_WEIGHT = 0.1  # check 3: weight in the eigenvector that counts
 RELATIVE_LIMIT = 10.0  # check 4: standard error beyond this many times |value|
 LINEAR_BAND = (0.5, 2.0)  # check 4: second-difference ratio of a linear enough model
+MAX_LINEARITY_CHECKS = 64  # check 4: parameters tested at most (two model calls each)
 
 # reason codes (batched results store these per problem and parameter)
 SINGULAR, ROUNDING_LEVEL, NEAR_NULL, NONLINEAR, VANISHES = 1, 2, 3, 4, 5
@@ -203,7 +209,11 @@ def least_squares_identifiability(problem, u: Tensor, unc, x: np.ndarray) -> Ide
                     "largest, parameters scaled to unit curvature"
                 )
     # 4. relative standard error beyond the limit where the model is not linear
-    for k in np.flatnonzero(np.isfinite(sd) & (sd > RELATIVE_LIMIT * np.abs(x)) & (codes == 0)):
+    wide = np.flatnonzero(np.isfinite(sd) & (sd > RELATIVE_LIMIT * np.abs(x)) & (codes == 0))
+    # two model evaluations each: the widest first, at most MAX_LINEARITY_CHECKS of them
+    with np.errstate(divide="ignore"):
+        wide = wide[np.argsort(-(sd[wide] / np.abs(x[wide])), kind="stable")]
+    for k in wide[:MAX_LINEARITY_CHECKS]:
         rho = _linearity(problem, u, int(k), float(x[k]), float(sd[k]), norms[k] / G[k], scale)
         if rho is not None and not LINEAR_BAND[0] <= rho <= LINEAR_BAND[1]:
             codes[k] = NONLINEAR
@@ -216,6 +226,8 @@ def least_squares_identifiability(problem, u: Tensor, unc, x: np.ndarray) -> Ide
     # standard error says nothing about which values the data allow
     allowed = (codes == 0) & np.isfinite(sd) & (x != 0) & (np.abs(x) <= ZERO_QUANTILE * sd)
     candidates = sorted(np.flatnonzero(allowed), key=lambda j: abs(x[j]) / sd[j])
+    if p > MAX_ZERO_PARAMS or p * problem.n_data > MAX_ZERO_ELEMENTS:
+        candidates = []  # a Jacobian per candidate would cost more than the fit's end game
     s2 = unc.scale
     for j in candidates[:MAX_ZERO_CANDIDATES] if p > 1 else []:
         moved = None if codes[j] else moved_point(params, u, int(j), float(x[j]) * SHRINK)
@@ -400,10 +412,12 @@ def batched_identifiability(
         codes[rows[decided & outside], c] = NONLINEAR
     # 5. effects vanishing where another parameter may be zero
     s2 = unc["scale"].to(dtype)
-    for j in range(p) if p > 1 else []:
-        allowed = (codes[:, j] == 0) & torch.isfinite(sd[:, j]) & (x[:, j] != 0)
-        allowed &= x[:, j].abs() <= ZERO_QUANTILE * sd[:, j]
-        rows = torch.nonzero(allowed).flatten()
+    allowed = (codes == 0) & torch.isfinite(sd) & (x != 0) & (x.abs() <= ZERO_QUANTILE * sd)
+    # one pass over the candidate problems per column: the columns with most candidates
+    counts = allowed.sum(0)
+    columns = [int(j) for j in torch.argsort(-counts, stable=True) if int(counts[j]) > 0]
+    for j in columns[:MAX_ZERO_CANDIDATES] if p > 1 else []:
+        rows = torch.nonzero(allowed[:, j] & (codes[:, j] == 0)).flatten()
         if rows.numel() == 0:
             continue
         moved, ok = moved_points(params, u[rows], j, x[rows, j] * SHRINK)
