@@ -33,10 +33,11 @@ def test_non_finite_y_names_y_and_index():
         problem(y=y)
 
 
-def test_non_finite_sigma():
+def test_nan_sigma():
+    """NaN is refused; inf is not (a point without weight, see tests/test_masks.py)."""
     sigma = torch.ones(20, dtype=torch.float64)
-    sigma[5] = math.inf
-    with pytest.raises(ik.InputError, match=r"sigma contains 1 non-finite"):
+    sigma[5] = math.nan
+    with pytest.raises(ik.InputError, match=r"sigma contains 1 NaN value\(s\)"):
         problem(sigma=sigma)
 
 

@@ -139,6 +139,15 @@ class LeastSquaresProblem(ScalarProblem, Protocol):
         """The noise model's log-likelihood at ``u``."""
         ...
 
+    def fisher_rows(self, u: Tensor) -> Tensor | None:
+        """Row scale ``s`` making ``(diag(s) J)ᵀ(diag(s) J)`` the Fisher information, with
+        ``J`` the residuals' Jacobian (``None``: ``JᵀJ`` is it, the Gaussian case)."""
+        ...
+
+    def fisher_information(self, u: Tensor) -> Tensor:
+        """The Fisher information (p x p) at ``u``, accumulated chunk by chunk."""
+        ...
+
 
 @runtime_checkable
 class BatchedLeastSquaresProblem(Protocol):

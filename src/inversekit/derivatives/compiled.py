@@ -155,11 +155,8 @@ class CompiledJacobian:
         self._chunk_rows_option = chunk_rows
         if self._fused:
             self.reason = "compiled one-loop kernel (a jvp per parameter; JᵀJ, Jᵀr, cost fused)"
-        unavailable = compile_unavailable()
-        if unavailable is None and not problem.noise.diagonal:
-            unavailable = "a full inverse covariance is not supported by the compiled engine"
-        if unavailable is None and problem.prior_rows:
-            unavailable = "Gaussian priors' residual rows are not in the compiled kernel"
+        # the kernel whitens (f - y)/σ itself: other residuals stay on the eager path
+        unavailable = problem.plain_gaussian_obstacle or compile_unavailable()
         if unavailable is not None:
             self.fall_back(unavailable)
             return

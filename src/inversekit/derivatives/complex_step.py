@@ -83,13 +83,12 @@ class ComplexStepJacobian:
         if pr.dtype not in _COMPLEX:
             self.reason = f"complex step needs float32/float64, got {pr.dtype}"
             return
-        if not pr.noise.diagonal:
-            # whitening by a Cholesky factor is linear, so it would work, but the memory is
-            # p x n x n-sized work for what is a small-problem engine
-            self.reason = "a full inverse covariance is not supported by the complex step"
-            return
-        if pr.prior_rows:
-            self.reason = "Gaussian priors' residual rows are differentiated by forward mode"
+        # the batch's outputs are whitened here by (f - y)/σ: anything else (a full inverse
+        # covariance, whose p x n x n work does not suit a small-problem engine; prior
+        # rows; another likelihood) stays on forward mode
+        obstacle = pr.plain_gaussian_obstacle
+        if obstacle is not None:
+            self.reason = obstacle
             return
         u = pr.u0
         failures = []

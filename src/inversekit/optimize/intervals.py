@@ -342,15 +342,5 @@ def _fixed_params(params: Params, values: dict, name: str, element: int, t: floa
 
 
 def _with_params(problem: LeastSquares, params: Params) -> LeastSquares:
-    """The same data, model and noise with other parameters."""
-    noise = problem.noise
-    kwargs = {}
-    if noise.chol is not None:
-        kwargs["inverse_covariance"] = noise.chol @ noise.chol.mT
-    elif noise.sigma is not None and bool(torch.isfinite(noise.sigma).all()):
-        kwargs["sigma"] = noise.sigma.reshape(problem.y.shape)
-    elif noise.sigma is not None:  # as weights: points without weight (sigma inf) pass as 0
-        kwargs["weights"] = (1.0 / noise.sigma**2).reshape(problem.y.shape)
-    return LeastSquares(
-        problem.model, params, problem.inputs, problem.y, dtype=problem.dtype, **kwargs
-    )
+    """The same data, model, noise, mask and likelihood with other parameters."""
+    return problem.with_params(params, jacobian="auto")

@@ -27,7 +27,9 @@ from inversekit.derivatives.broadcast import CHECK_PROBLEMS
 from inversekit.errors import InputError, ModelError
 from inversekit.linalg.rows import contiguous_rows, finite_rows
 from inversekit.problem.fingerprint import fingerprint
+from inversekit.problem.likelihoods import Likelihood, make_likelihood
 from inversekit.problem.model_calls import check_model_and_params, prepare_input, to_tensor
+from inversekit.problem.noise import make_mask
 from inversekit.problem.params import Params
 
 Model = Callable[..., Tensor]
@@ -56,7 +58,13 @@ class BatchedLeastSquares:
         y: observations, shape ``(B, *data_shape)``.
         sigma, weights: at most one; broadcast to ``y``'s shape (e.g. ``(n,)`` shared or
             ``(B, n)`` per problem). With neither, covariances are scaled by
-            ``chi2_b / (n - p)`` per problem; with one, they are absolute.
+            ``chi2_b / (n - p)`` per problem; with one, they are absolute. A zero weight or
+            ``sigma = inf`` excludes a point (``y`` may then be non-finite there).
+        mask: boolean, broadcast to ``y``'s shape: ``True`` where the point is used,
+            ``False`` where it is excluded (weight zero; ``y`` may be non-finite there, the
+            model must still be finite).
+        likelihood: ``"gaussian"`` only (other likelihoods: one problem at a time with
+            :class:`~inversekit.LeastSquares`).
         start: optional per-problem starting values ``{name: (B, ...)}`` that replace the
             values in ``params``. Unlike ``params`` they may contain non-finite or
             out-of-bounds rows: those problems are reported as failed, not raised.
@@ -88,6 +96,8 @@ class BatchedLeastSquares:
         *,
         sigma=None,
         weights=None,
+        mask=None,
+        likelihood: str | Likelihood = "gaussian",
         start: Mapping[str, Tensor] | None = None,
         batched_inputs: Sequence[int] = (),
         chunk_problems: int | None = None,
@@ -96,6 +106,12 @@ class BatchedLeastSquares:
         batching: str = "auto",
     ):
         check_model_and_params(model, params)
+        spec = make_likelihood(likelihood)
+        if not spec.gaussian:
+            raise InputError(
+                f"BatchedLeastSquares supports likelihood='gaussian' only, got {spec.spec!r}; "
+                "fit such problems one at a time with LeastSquares"
+            )
         if y is None:
             raise InputError("y (the observations, shape (B, ...)) is required")
         y = to_tensor("y", y, dtype)
@@ -115,7 +131,7 @@ class BatchedLeastSquares:
         self.chunk_problems = chunk_problems or max(1, CHUNK_POINTS // per_problem)
         self.notes: list[str | None] = [None] * B
         self._setup_params(params, start)
-        self._setup_data(y, sigma, weights)
+        self._setup_data(y, sigma, weights, mask)
         self._setup_inputs(inputs, batched_inputs)
         unchecked = self._check_model()
         self._choose_engine(jacobian, batching)
@@ -195,10 +211,11 @@ class BatchedLeastSquares:
                 parts.append(self.params.bijections[n].inverse(x))
         return torch.cat(parts, dim=1)
 
-    def _setup_data(self, y: Tensor, sigma, weights) -> None:
+    def _setup_data(self, y: Tensor, sigma, weights, mask) -> None:
         B = self.batch_size
         if sigma is not None and weights is not None:
             raise InputError("give at most one of sigma, weights")
+        used = make_mask(mask, y)
         self.noise_known = sigma is not None or weights is not None
         if sigma is None and weights is None:
             sw = torch.ones_like(y)
@@ -213,9 +230,17 @@ class BatchedLeastSquares:
             if bool((w < 0).any()):
                 raise InputError("weights must be >= 0 (they are 1/sigma²)")
             sw = torch.sqrt(w)
-        self.y = y
         self.sqrt_weights = sw.reshape(B, -1)
+        if used is not None:
+            self.sqrt_weights = torch.where(used.reshape(B, -1), self.sqrt_weights, 0.0)
         y2 = y.reshape(B, -1)
+        if used is not None or sigma is not None or weights is not None:
+            # y at excluded points (mask, weight 0, sigma inf) may be anything: 0 keeps it finite
+            idle = (self.sqrt_weights == 0) & ~torch.isfinite(y2)
+            if bool(idle.any()):
+                y2 = torch.where(idle, 0.0, y2)
+                y = y2.reshape(y.shape)
+        self.y = y
         rows_ok = finite_rows(y2, self.sqrt_weights)  # one pass; elements only where needed
         if not bool(rows_ok.all()):
             bad = torch.nonzero(~rows_ok).flatten()

@@ -113,7 +113,7 @@ class HostEvaluator:
             and engine.engine_name == "complex-step"
             and engine.serves_host(engine.batching)
             and problem.chunks == [None]
-            and problem.noise.diagonal
+            and problem.plain_gaussian
         )
 
     def __init__(self, problem):

@@ -1,22 +1,28 @@
 """Weighted nonlinear least squares: a forward model plus data plus noise.
 
 :class:`LeastSquares` is validated completely when it is built, so a bad input fails with
-a message naming the culprit before any solver runs.
+a message naming the culprit before any solver runs. The likelihood (Gaussian by default,
+see :mod:`inversekit.problem.likelihoods`) turns model output and data into residuals whose
+squares sum to the deviance; points can be excluded by ``mask=``, ``weights=0`` or
+``sigma=inf``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from inversekit.derivatives.choice import make_jacobian
+from inversekit.derivatives.forward import jacobian
 from inversekit.derivatives.param_slots import ParamSlots
 from inversekit.derivatives.point_memo import PointMemo
 from inversekit.errors import InputError, ModelError
 from inversekit.problem.evaluators import make_evaluator
 from inversekit.problem.fingerprint import fingerprint
+from inversekit.problem.likelihoods import Likelihood, make_likelihood
 from inversekit.problem.model_calls import (
     call_model,
     check_model_and_params,
@@ -42,7 +48,8 @@ CHUNKED_CHECK_MIN_POINTS = 1_000_000
 
 
 class LeastSquares:
-    """Weighted nonlinear least squares: minimise ``0.5 * chi2`` with ``chi2 = Σ w (f - y)²``.
+    """Weighted nonlinear least squares: minimise ``0.5 * chi2`` with ``chi2 = Σ w (f - y)²``
+    (for the Gaussian likelihood; ``chi2 = Σ r²``, the deviance, for the others).
 
     Args:
         model: ``model(p, *inputs) -> Tensor`` with ``p`` a dict of physical parameter
@@ -53,7 +60,16 @@ class LeastSquares:
         y: observations, any shape.
         sigma, weights, inverse_covariance: at most one noise description (see
             :mod:`inversekit.problem.noise`). With none, weights are one and covariances are
-            scaled by ``chi2/(n - p)``; with one, covariances are absolute.
+            scaled by ``chi2/(n - p)``; with one, covariances are absolute. ``sigma=inf``
+            or ``weights=0`` at a point excludes it, as ``mask`` does.
+        mask: boolean, broadcast to ``y``'s shape: ``True`` where the point is USED,
+            ``False`` where it is excluded (``mask=numpy.isfinite(y)`` drops missing
+            values). Excluded points count nowhere: not in chi2, not in ``n_data`` or
+            ``ndf``, not in the log-likelihood; their residuals and Jacobian rows are
+            exactly 0, and ``y`` and the model output may be non-finite there.
+        likelihood: ``"gaussian"`` (default), ``"poisson"`` (counts) or ``"student-t"``
+            (robust, needs ``sigma``), or an object from
+            :mod:`inversekit.problem.likelihoods` such as ``StudentT(nu=3)``.
         rowwise: whether output row ``i`` depends only on row ``i`` of each array input, so
             rows can be evaluated in chunks. ``None`` detects it by evaluating the model on
             a few rows.
@@ -78,12 +94,27 @@ class LeastSquares:
         sigma=None,
         weights=None,
         inverse_covariance=None,
+        mask=None,
+        likelihood: str | Likelihood = "gaussian",
         rowwise: bool | None = None,
         chunk_rows: int | None = None,
         dtype: torch.dtype = torch.float64,
         jacobian: str = "auto",
     ):
         check_model_and_params(model, params)
+        self.likelihood: Likelihood = make_likelihood(likelihood)
+        # what with_params passes on (the data and noise as given: masks, zero weights)
+        self._options = dict(
+            sigma=sigma,
+            weights=weights,
+            inverse_covariance=inverse_covariance,
+            mask=mask,
+            likelihood=self.likelihood,
+            rowwise=rowwise,
+            chunk_rows=chunk_rows,
+            dtype=dtype,
+            jacobian=jacobian,
+        )
         if y is None:
             raise InputError("y (the observations) is required")
         if not isinstance(inputs, tuple | list):
@@ -91,25 +122,35 @@ class LeastSquares:
         y = to_tensor("y", y, dtype).detach()  # observations: no gradient flows into them
         if y.numel() == 0:
             raise InputError("y is empty")
-        count, first = first_where(y, not_finite)
-        if count:
-            index = tuple(int(i) for i in torch.unravel_index(torch.tensor(first), y.shape))
-            raise InputError(
-                f"y contains {count} non-finite value(s) (first at index {index}); "
-                "remove them or give them zero weight"
+        given = [
+            k
+            for k, v in (
+                ("sigma", sigma),
+                ("weights", weights),
+                ("inverse_covariance", inverse_covariance),
             )
+            if v is not None
+        ]
+        self.likelihood.check_noise(given)
+        self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance, mask)
+        if self.likelihood.noise_known:  # the likelihood fixes the noise level
+            self.noise.known = True
+        # flat mask of the points used (None: all); residuals there are set to exactly 0
+        self._used = self.noise.used
+        y = self._finite_data(y, mask is not None)
+        self.likelihood.check_data(y, self._used)
         self.model = model
         self.y = y
         self.dtype = dtype
         self.device = y.device
         self.params = params.to(dtype=dtype, device=y.device)
         self.inputs = tuple(prepare_input(i, v, dtype, y.device) for i, v in enumerate(inputs))
-        self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance)
         self._check_sizes()
         self._check_priors()
-        # ‖y/σ‖: residuals (f - y)/σ carry rounding errors of a few ulp of y/σ
-        self.data_norm = self.noise.whitened_norm(self.y.reshape(-1))
+        self.data_norm = self._data_norm()
         self.u0 = self.params.pack()
+        self._model_nonfinite_unused = False  # the model output at the start, at excluded points
+        self._log_likelihood_constant: float | None = None
         # rowwise None: detected when first asked; start: the model's output at u0, if made
         self._rowwise, start = self._check_model(rowwise)
         if rowwise and not self.noise.diagonal:
@@ -126,9 +167,14 @@ class LeastSquares:
         self._cost_memo = PointMemo()  # cost (chunked problems)
         self._ne_memo = PointMemo()  # normal equations
         if start is not None and self.chunks == [None]:  # the first residuals, known already
-            self._memo.put(self.u0, self.noise.whiten((start.detach() - self.y).reshape(-1)))
+            self._memo.put(self.u0, self._whitening(None)(start.detach(), self.y))
         self.jacobian = make_jacobian(self, jacobian)
         self._evaluator = None
+
+    def with_params(self, params: Params, **changes) -> LeastSquares:
+        """The same model, inputs, data, noise, mask and likelihood with other ``params``
+        (e.g. some fixed, for a profile), and any constructor option in ``changes``."""
+        return LeastSquares(self.model, params, self.inputs, self.y, **{**self._options, **changes})
 
     def evaluator(self):
         """The problem as Levenberg–Marquardt sees it, a function of float64 host points
@@ -144,6 +190,34 @@ class LeastSquares:
         return self._slots
 
     # --- validation -----------------------------------------------------------------
+    def _finite_data(self, y: Tensor, masked: bool) -> Tensor:
+        """``y``, refused where a used point is not finite, with its non-finite values at
+        excluded points replaced by 0 (so that no residual there is ever NaN)."""
+        used = self._used
+        count, first = first_where(y, not_finite, used)
+        if count:
+            index = tuple(int(i) for i in torch.unravel_index(torch.tensor(first), y.shape))
+            advice = "mask=mask & numpy.isfinite(y)" if masked else "mask=numpy.isfinite(y)"
+            raise InputError(
+                f"y contains {count} non-finite value(s) (first at index {index}); exclude "
+                f"them with {advice} (or weights=0 / sigma=inf at those points)"
+            )
+        if used is not None and first_where(y, not_finite)[0]:
+            y = torch.where(torch.isfinite(y), y, 0.0)  # only at excluded points
+        return y
+
+    def _data_norm(self) -> float:
+        """The rounding scale of the residuals: ``‖y/σ‖`` for residuals ``(f - y)/σ`` (they
+        carry rounding errors of a few ulp of y/σ), ``sqrt(Σ max(y, 1))`` for Poisson
+        deviance residuals (``(f - y)/sqrt(y)`` to first order)."""
+        y = self.y.reshape(-1)
+        if self.likelihood.name == "poisson":
+            ones = torch.clamp(y, min=1.0)
+            if self._used is not None:
+                ones = torch.where(self._used, ones, 0.0)
+            return math.sqrt(float(ones.sum()))
+        return self.noise.whitened_norm(y)
+
     def _check_sizes(self) -> None:
         p = self.params.n_free
         if p == 0:
@@ -158,7 +232,7 @@ class LeastSquares:
     def _check_priors(self) -> None:
         """Priors weigh against the data's likelihood, which needs the noise level."""
         names = self.params.prior_names
-        if names and not self.noise.known:
+        if names and not self.noise_known:
             raise InputError(
                 f"parameters {', '.join(names)} have priors, but no noise level was given: "
                 "give sigma, weights or inverse_covariance (with unit weights the data's "
@@ -224,13 +298,21 @@ class LeastSquares:
                 f"{tuple(self.y.shape)}"
                 + (f" (rows {first_row}...{first_row + shape[0] - 1})" if first_row else "")
             )
-        if not bool(torch.isfinite(out).all()):
-            first = [int(i) for i in torch.nonzero(~torch.isfinite(out))[0]]
+        row_size = self.y[0].numel() if self.y.dim() > 0 else 1
+        used = self._used
+        if used is not None:  # only the used points must be finite
+            used = used[first_row * row_size : first_row * row_size + out.numel()]
+        count, flat = first_where(out, not_finite, used)
+        if count:
+            first = [int(i) for i in torch.unravel_index(torch.tensor(flat), out.shape)]
             first[0] += first_row
             raise ModelError(
                 f"the model output at the starting parameters has non-finite value(s) (first "
                 f"at index {tuple(first)}); choose a start where the model is defined"
             )
+        if used is not None and first_where(out, not_finite)[0]:
+            self._model_nonfinite_unused = True  # allowed: those points are excluded
+        self.likelihood.check_model(out, used, first_row)
 
     def _row_candidate(self) -> bool:
         """Whether rows could be evaluated apart: diagonal noise, and array inputs that all
@@ -321,7 +403,10 @@ class LeastSquares:
         last = rows is None or rows.stop >= self.y.shape[0]
         if last and self.params.n_prior_rows:
             return self._with_prior_rows(inputs, y, flat, unpack, inference)
+        if not self.likelihood.gaussian or self._used is not None:
+            return self._general_residuals(inputs, y, flat, unpack, inference)
 
+        # the plain Gaussian path, (f - y)/σ inline: tiny problems pay per operation
         def residuals(u: Tensor) -> Tensor:
             f = self.model(unpack(u), *inputs)
             return self.noise.whiten((f - y).reshape(-1), flat)
@@ -333,19 +418,60 @@ class LeastSquares:
 
         return inference_residuals if inference else residuals
 
+    def _general_residuals(self, inputs, y, flat, unpack, inference: bool):
+        """The residual function of the rows ``flat`` through :meth:`_whitening`."""
+        whiten = self._whitening(flat)
+
+        def residuals(u: Tensor) -> Tensor:
+            with torch.inference_mode(inference):
+                f = self.model(unpack(u), *inputs)
+            return whiten(f, y)
+
+        return residuals
+
     def _with_prior_rows(self, inputs, y, flat, unpack, inference: bool):
         """The residual function of the last rows with the Gaussian priors' rows appended
         (``½ Σ rows²`` is ``-log`` of their density: the fit is then the MAP)."""
         prior_residuals = self.params.prior_residuals
+        whiten = self._whitening(flat)
 
         def residuals(u: Tensor) -> Tensor:
             values = unpack(u)
             with torch.inference_mode(inference):
                 f = self.model(values, *inputs)
-            r = self.noise.whiten((f - y).reshape(-1), flat)
-            return torch.cat([r, prior_residuals(values)])
+            return torch.cat([whiten(f, y), prior_residuals(values)])
 
         return residuals
+
+    def _whitening(self, flat: slice | None) -> Callable[[Tensor, Tensor], Tensor]:
+        """``(f, y) -> r`` (flat) for the data points ``flat`` (all for ``None``): the
+        likelihood's residuals (the noise model's whitening for the Gaussian), exactly 0 at
+        excluded points whatever ``f`` is there (``torch.where``, not a division by inf,
+        which would give NaN for a non-finite model output)."""
+        noise, likelihood = self.noise, self.likelihood
+        used = self._used
+        if used is not None and flat is not None:
+            used = used[flat]
+        if likelihood.gaussian:
+
+            def data(f: Tensor, y: Tensor) -> Tensor:
+                return noise.whiten((f - y).reshape(-1), flat)
+
+        else:
+            sigma = noise.sigma
+            if sigma is not None and flat is not None:
+                sigma = sigma[flat]
+
+            def data(f: Tensor, y: Tensor) -> Tensor:
+                return likelihood.residuals(f.reshape(-1), y.reshape(-1), sigma)
+
+        if used is None:
+            return data
+
+        def masked(f: Tensor, y: Tensor) -> Tensor:
+            return torch.where(used, data(f, y), 0.0)
+
+        return masked
 
     def _point_unpack(self) -> Callable[[Tensor], dict[str, Tensor]]:
         """The unpacking used by the solvers' gradient-free evaluations: parameter slots
@@ -440,15 +566,68 @@ class LeastSquares:
         return ne
 
     def log_likelihood(self, u: Tensor) -> float:
-        """Gaussian log-likelihood at ``u``.
+        """The data's log-likelihood at ``u`` (used points only).
 
-        With the noise known: ``-chi2/2 + ½ log det W - n/2 log 2π``. With it unknown the
-        noise variance is profiled out (``s² = chi2/n``): ``-n/2 (log(2π chi2/n) + 1)``.
+        Gaussian, with the noise known: ``-chi2/2 + ½ log det W - n/2 log 2π``; with it
+        unknown the noise variance is profiled out (``s² = chi2/n``):
+        ``-n/2 (log(2π chi2/n) + 1)``. Other likelihoods: ``-chi2/2`` plus their constant
+        (see :meth:`~inversekit.problem.likelihoods.Likelihood.log_likelihood_constant`),
+        e.g. ``Σ (y log f - f - log y!)`` for Poisson.
         """
         noise = self.noise
+        if not self.likelihood.gaussian:
+            if self._log_likelihood_constant is None:
+                self._log_likelihood_constant = self.likelihood.log_likelihood_constant(
+                    self.y, self._used, noise.log_det_weights
+                )
+            return -0.5 * self.chi2(u) + self._log_likelihood_constant
         return gaussian_log_likelihood(
             self.chi2(u), noise.n_effective, noise.log_det_weights, noise.known
         )
+
+    # --- the Fisher information (covariances of non-Gaussian likelihoods) -------------
+    def fisher_rows(self, u: Tensor) -> Tensor | None:
+        """Row scale ``s`` (flat, one per residual row) such that ``diag(s) J``, with ``J``
+        the Jacobian of the residuals at ``u``, has ``(diag(s) J)ᵀ(diag(s) J)`` equal to the
+        Fisher information; ``None`` for the Gaussian likelihood (``s = 1``: ``JᵀJ`` is
+        it). Excluded points get 0, the Gaussian priors' rows 1."""
+        if self.likelihood.gaussian:
+            return None
+        parts = [self._fisher_scale(u, rows) for rows in self.chunks]
+        if self.params.n_prior_rows:
+            parts.append(torch.ones(self.params.n_prior_rows, dtype=self.dtype, device=self.device))
+        return torch.cat(parts)
+
+    def _fisher_scale(self, u: Tensor, rows: slice | None) -> Tensor:
+        """:meth:`fisher_rows` of the data rows ``rows`` (one model call on them)."""
+        inner = self.y[0].numel() if self.y.dim() > 0 else 1
+        flat = None if rows is None else slice(rows.start * inner, rows.stop * inner)
+        y = self.y if rows is None else self.y[rows]
+        sigma, used = self.noise.sigma, self._used
+        if flat is not None:
+            sigma = None if sigma is None else sigma[flat]
+            used = None if used is None else used[flat]
+        with torch.no_grad():
+            f = self.model(self.params.unpack(u), *self._slice_inputs(rows))
+            s = self.likelihood.fisher_scale(f.reshape(-1), y.reshape(-1), sigma)
+            return s if used is None else torch.where(used, s, 0.0)
+
+    def fisher_information(self, u: Tensor) -> Tensor:
+        """The Fisher information ``I`` (p x p, in ``u``) at ``u``: ``JᵀWJ`` of the normal
+        equations for the Gaussian likelihood, otherwise ``Σ (s J)ᵀ(s J)`` accumulated
+        chunk by chunk (:meth:`fisher_rows`; forward mode, never the whole Jacobian)."""
+        if self.likelihood.gaussian:
+            return self.normal_equations(u).A
+        p = u.numel()
+        info = u.new_zeros(p, p)
+        for rows in self.chunks:
+            J, _ = jacobian(self.residual_function(rows), u.detach())
+            s = self._fisher_scale(u, rows)
+            if J.shape[0] > s.numel():  # the Gaussian priors' rows, scale 1
+                s = torch.cat([s, s.new_ones(J.shape[0] - s.numel())])
+            Js = s[:, None] * J
+            info += Js.mT @ Js
+        return info
 
     # --- the scalar-problem contract: value ½ r·r, gradient Jᵀr, Gauss–Newton products ---
     def value(self, u: Tensor) -> float:
@@ -499,17 +678,43 @@ class LeastSquares:
 
     @property
     def noise_known(self) -> bool:
-        """Whether the noise level was given (covariances absolute, else scaled)."""
+        """Whether the noise level is known (given, or fixed by the likelihood: Poisson,
+        Student-t): covariances absolute, else scaled by ``chi2/(n - p)``."""
         return self.noise.known
 
+    @property
+    def plain_gaussian_obstacle(self) -> str | None:
+        """Why the residuals are not simply ``(f - y)/σ`` with a diagonal ``σ`` (``σ = inf``
+        at excluded points), or ``None`` when they are. The fast paths (the compiled and
+        complex-step engines, the host evaluator) whiten by ``σ`` themselves and ask here
+        (the one place) whether they may."""
+        if not self.likelihood.gaussian:
+            return f"the {self.likelihood.spec} likelihood is differentiated by forward mode"
+        if not self.noise.diagonal:
+            return "a full inverse covariance is not whitened by the fast engines"
+        if self.prior_rows:
+            return "Gaussian priors' residual rows are differentiated by forward mode"
+        if self._model_nonfinite_unused:
+            return "the model is not finite at excluded points (residuals set to 0 by eager AD)"
+        return None
+
+    @property
+    def plain_gaussian(self) -> bool:
+        """Whether the residuals are ``(f - y)/σ`` and nothing else (see
+        :attr:`plain_gaussian_obstacle`)."""
+        return self.plain_gaussian_obstacle is None
+
     def fingerprint(self) -> dict:
-        """The problem's identity for checkpoints (see :mod:`.fingerprint`)."""
+        """The problem's identity for checkpoints (see :mod:`.fingerprint`): the data and
+        noise (excluded points are ``σ = inf`` in it) and the likelihood."""
         noise = self.noise
-        return fingerprint("LeastSquares", self.params, self.model, self.y, noise.sigma, noise.chol)
+        out = fingerprint("LeastSquares", self.params, self.model, self.y, noise.sigma, noise.chol)
+        out["likelihood"] = self.likelihood.spec
+        return out
 
     @property
     def n_data(self) -> int:
-        """Number of data points that carry weight."""
+        """Number of data points that carry weight (excluded points left out)."""
         return self.noise.n_effective
 
     def model_output(self, u: Tensor) -> Tensor:

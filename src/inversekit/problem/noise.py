@@ -5,7 +5,10 @@ Every noise model turns raw residuals ``f(x) - y`` into *whitened* residuals ``r
 
 - ``sigma``: ``r_i = (f_i - y_i) / sigma_i``  (weights ``w_i = 1/sigma_i²``)
 - ``weights``: the same with ``sigma_i = 1/sqrt(w_i)``; a zero weight is ``sigma_i = inf``
-  (the point carries no weight: ``r_i = 0`` wherever the model is finite)
+  (the point carries no weight: the problem sets ``r_i = 0`` there)
+- ``mask`` (boolean, ``True`` = the point is used): ``sigma_i = inf`` where it is False,
+  with any of the above or with unit weights (the points left out count nowhere: not in
+  chi2, not in ``n``, not in ``log det W``)
 - ``inverse_covariance`` ``W``: ``r = Lᵀ (f - y)`` with ``W = L Lᵀ`` (Cholesky), so
   ``r·r = (f - y)ᵀ W (f - y)``.
 
@@ -32,15 +35,20 @@ from inversekit.errors import InputError
 SCAN_CHUNK = 1 << 20  # elements per step of a scan over a data-sized array
 
 
-def first_where(t: Tensor, bad: Callable[[Tensor], Tensor]) -> tuple[int, int | None]:
-    """``(count, first flat index)`` of the elements of ``t`` where ``bad`` holds, scanned
-    in chunks (``first`` is ``None`` when there are none)."""
+def first_where(
+    t: Tensor, bad: Callable[[Tensor], Tensor], used: Tensor | None = None
+) -> tuple[int, int | None]:
+    """``(count, first flat index)`` of the elements of ``t`` where ``bad`` holds (only
+    where the flat mask ``used`` holds, when given), scanned in chunks (``first`` is
+    ``None`` when there are none)."""
     flat = t.reshape(-1)
-    if flat.numel() <= SCAN_CHUNK and not bool(bad(flat).any()):
+    if used is None and flat.numel() <= SCAN_CHUNK and not bool(bad(flat).any()):
         return 0, None  # small and clean: one test
     count, first = 0, None
     for start in range(0, flat.numel(), SCAN_CHUNK):
         mask = bad(flat[start : start + SCAN_CHUNK])
+        if used is not None:
+            mask = mask & used[start : start + SCAN_CHUNK]
         n = int(mask.sum())
         if n and first is None:
             first = start + int(torch.nonzero(mask)[0, 0])
@@ -61,6 +69,10 @@ class GaussianNoise:
         self.chol = chol  # (n, n) lower Cholesky factor of W, or None
         self.known = known  # True when the user stated the noise level
         self.n_effective, self.log_det_weights = self._weight_summary(n)
+        # flat mask of the points that carry weight (finite sigma); None when all do
+        self.used: Tensor | None = None
+        if self.n_effective < n:
+            self.used = torch.isfinite(sigma)
 
     def _weight_summary(self, n: int) -> tuple[int, float]:
         """Number of points carrying weight and ``log det W``, summed in chunks."""
@@ -121,11 +133,11 @@ def gaussian_log_likelihood(chi2, n, log_det_weights, known: bool):
     return -0.5 * n * (math.log(2 * math.pi * chi2 / n) + 1.0)
 
 
-def _finite(name: str, t: Tensor) -> None:
-    count, first = first_where(t, not_finite)
+def _finite(name: str, t: Tensor, bad=not_finite, what: str = "non-finite") -> None:
+    count, first = first_where(t, bad)
     if count:
         index = tuple(int(i) for i in torch.unravel_index(torch.tensor(first), t.shape))
-        raise InputError(f"{name} contains {count} non-finite value(s) (first at index {index})")
+        raise InputError(f"{name} contains {count} {what} value(s) (first at index {index})")
 
 
 def _like_y(name: str, value, y: Tensor) -> Tensor:
@@ -139,8 +151,36 @@ def _like_y(name: str, value, y: Tensor) -> Tensor:
         ) from None
 
 
-def make_noise(y: Tensor, sigma=None, weights=None, inverse_covariance=None) -> GaussianNoise:
-    """Validate the noise description given for data ``y`` and build its noise model."""
+def make_mask(mask, y: Tensor) -> Tensor | None:
+    """The flat boolean mask of the points used (``True``: the point is fitted) broadcast
+    to ``y``'s shape, or ``None`` when every point is used."""
+    if mask is None:
+        return None
+    t = torch.as_tensor(mask, device=y.device).detach()
+    if t.dtype != torch.bool:
+        raise InputError(
+            f"mask must be boolean (True = the point is used, False = excluded), got dtype "
+            f"{t.dtype}; e.g. mask=numpy.isfinite(y)"
+        )
+    try:
+        flat = torch.broadcast_to(t, y.shape).reshape(-1)
+    except RuntimeError:
+        raise InputError(
+            f"mask (True = the point is used) has shape {tuple(t.shape)}, which does not "
+            f"broadcast to y's shape {tuple(y.shape)}"
+        ) from None
+    return None if bool(flat.all()) else flat
+
+
+def make_noise(
+    y: Tensor, sigma=None, weights=None, inverse_covariance=None, mask=None
+) -> GaussianNoise:
+    """Validate the noise description given for data ``y`` and build its noise model.
+
+    ``mask`` (boolean, broadcast to ``y``; ``True`` = the point is used) excludes points:
+    it is ``sigma = inf`` (weight zero) there, whatever sigma or weights say. With no noise
+    given, a mask gives unit weights on the used points (the noise level stays unknown).
+    """
     given = [
         k
         for k, v in (
@@ -152,24 +192,33 @@ def make_noise(y: Tensor, sigma=None, weights=None, inverse_covariance=None) -> 
     ]
     if len(given) > 1:
         raise InputError(f"give at most one of sigma, weights, inverse_covariance (got {given})")
+    used = make_mask(mask, y)
+    if used is not None and inverse_covariance is not None:
+        raise InputError(
+            "mask cannot be combined with inverse_covariance: excluding correlated points "
+            "marginalises them, which needs their covariance; remove the points and their "
+            "rows and columns of the covariance, then invert"
+        )
     if sigma is not None:
         s = _like_y("sigma", sigma, y)
-        _finite("sigma", s)
+        if used is not None:
+            s = torch.where(used, s, math.inf)
+        _finite("sigma", s, torch.isnan, "NaN")
         count, first = first_where(s, lambda part: part <= 0)
         if count:
             raise InputError(
                 f"sigma must be > 0 everywhere; sigma[{first}] = {float(s[first]):g} "
-                "(use weights=0 to mask points)"
+                "(use sigma=inf, weights=0 or mask= to exclude points)"
             )
-        return GaussianNoise(s, None, known=True, n=y.numel())
+        return _weighted(GaussianNoise(s, None, known=True, n=y.numel()))
     if weights is not None:
         w = _like_y("weights", weights, y)
+        if used is not None:
+            w = torch.where(used, w, 0.0)
         _finite("weights", w)
         if first_where(w, lambda part: part < 0)[0]:
             raise InputError("weights must be >= 0 (they are 1/sigma²)")
-        if first_where(w, lambda part: part > 0)[0] == 0:
-            raise InputError("weights are all zero: no data point carries weight")
-        return GaussianNoise(torch.rsqrt(w), None, known=True, n=y.numel())
+        return _weighted(GaussianNoise(torch.rsqrt(w), None, known=True, n=y.numel()))
     if inverse_covariance is not None:
         n = y.numel()
         W = torch.as_tensor(inverse_covariance, dtype=y.dtype, device=y.device).detach()
@@ -189,4 +238,16 @@ def make_noise(y: Tensor, sigma=None, weights=None, inverse_covariance=None) -> 
         if int(info) != 0:
             raise InputError("inverse_covariance must be positive definite (Cholesky failed)")
         return GaussianNoise(None, chol, known=True, n=n)
+    if used is not None:  # unit weights on the used points, the level unknown
+        ones = torch.full(used.shape, math.inf, dtype=y.dtype, device=y.device)
+        ones.masked_fill_(used, 1.0)
+        return _weighted(GaussianNoise(ones, None, known=False, n=y.numel()))
     return GaussianNoise(None, None, known=False, n=y.numel())
+
+
+def _weighted(noise: GaussianNoise) -> GaussianNoise:
+    if noise.n_effective == 0:
+        raise InputError(
+            "no data point carries weight (every point is masked, has weight 0 or sigma = inf)"
+        )
+    return noise

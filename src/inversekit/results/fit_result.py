@@ -76,6 +76,7 @@ class FitResult:
     at_bounds: list[str] = field(default_factory=list)
     unidentified: list[str] = field(default_factory=list)
     log_likelihood: float = math.nan
+    likelihood: str = "gaussian"  # the likelihood fitted (its spec, e.g. "poisson")
     priors: list[str] = field(default_factory=list)  # parameters that carried priors
     jacobian: str = ""  # derivative engine that ran, and why it was chosen
     unconstrained: list[str] = field(default_factory=list)

@@ -35,6 +35,7 @@ def least_squares_statistics(problem, u: Tensor) -> dict[str, Any]:
         "at_bounds": unc.at_bounds,
         "unidentified": unc.unidentified,
         "log_likelihood": problem.log_likelihood(u),
+        "likelihood": problem.likelihood.spec,
         "priors": list(params.prior_names),
         "cost": problem.value(u),
         "jacobian": f"{engine.engine_name}: {engine.reason}",

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from inversekit.problem.likelihoods import likelihood_note
 from inversekit.results.rows import Row, parameter_rows
 
 ROW_LIMIT = 40  # parameter rows shown
@@ -73,6 +74,7 @@ def _fit_lines(r) -> list[str]:
         condition += "(of JᵀWJ, parameters scaled to unit curvature)"
     return lines + [
         f"    derivatives     {r.jacobian}",
+        *[f"    likelihood      {likelihood_note(s)}" for s in [r.likelihood] if s != "gaussian"],
         f"    data points     {r.n_data}   free parameters {len(r.labels)}   ndf {r.ndf}",
         f"    chi-square      {fmt(r.chi2)}",
         f"    reduced chi2    {fmt(r.reduced_chi2)}",

@@ -94,11 +94,15 @@ def least_squares_uncertainty(problem, u: Tensor, chi2: float) -> Uncertainty:
 
 def jacobian_or_curvature(problem, u: Tensor) -> tuple[Tensor | None, Tensor | None]:
     """``(J, None)``: the whitened Jacobian at ``u`` for problems small enough to hold it
-    (more accurate), else ``(None, JᵀWJ)``."""
+    (more accurate), else ``(None, JᵀWJ)``. For a non-Gaussian likelihood ``J`` is the
+    residuals' Jacobian with its rows scaled so that ``JᵀJ`` is the Fisher information
+    (``problem.fisher_rows``), and ``JᵀWJ`` that information."""
     p, n = problem.params.n_free, problem.n_data
     if n * p <= _MAX_JACOBIAN_ELEMENTS and p <= _MAX_JACOBIAN_COLUMNS:
-        return problem.jacobian.full(u)[0], None
-    return None, problem.normal_equations(u).A
+        J = problem.jacobian.full(u)[0]
+        s = problem.fisher_rows(u)
+        return (J if s is None else s[:, None] * J), None
+    return None, problem.fisher_information(u)
 
 
 def physical_uncertainty(inverse, scale, G, singular, distance):
