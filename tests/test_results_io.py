@@ -98,6 +98,12 @@ def test_batched_result_round_trip_is_bit_identical(tmp_path):
     assert loaded == batched
     assert loaded.status == batched.status and loaded.notes == batched.notes
     assert loaded[2].report() == batched[2].report()
+    assert loaded.unconstrained.dtype == torch.bool and loaded.unconstrained.shape == (3, 2)
+    assert loaded.trustworthy.tolist() == batched.trustworthy.tolist()
+    _strip(path, tmp_path / "old.npz", ["unconstrained", "unconstrained_codes"])
+    old = ik.load(tmp_path / "old.npz")  # written before the identifiability fields
+    assert old.unconstrained is None and old.trustworthy.tolist() == batched.success.tolist()
+    assert old.report().startswith("[[Batched fit")
     loaded.x[0, 0] = torch.nextafter(loaded.x[0, 0], torch.tensor(math.inf, dtype=torch.float64))
     assert loaded != batched
 
@@ -110,3 +116,57 @@ def test_objective_result_round_trip_and_report(tmp_path):
     assert "chi-square" not in result.report() and "    a " in result.report()
     result.save(tmp_path / "objective.npz")
     assert ik.load(tmp_path / "objective.npz") == result
+
+
+def _strip(path, out, fields: list[str]) -> None:
+    """Rewrite a result file without ``fields`` (as a file written before they existed)."""
+    import json
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    for name in fields:
+        meta.pop(name, None)
+        if name in meta["groups"]:
+            for key in meta["groups"].pop(name):
+                arrays.pop(f"{name}/{key}")
+        if name in meta["tensors"]:
+            meta["tensors"].remove(name)
+            arrays.pop(name)
+    with open(out, "wb") as fh:
+        np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+
+
+NEW_FIELDS = [
+    "unconstrained",
+    "unconstrained_reasons",
+    "stderr_all",
+    "lower",
+    "upper",
+    "ties",
+    "confidence_intervals",
+]
+
+
+def test_a_file_without_the_newer_fields_still_loads(result, tmp_path):
+    """Files written before the identifiability, every-parameter and interval fields
+    existed load with those fields empty, and the report still reads."""
+    result.save(tmp_path / "new.npz")
+    _strip(tmp_path / "new.npz", tmp_path / "old.npz", NEW_FIELDS)
+    old = ik.load(tmp_path / "old.npz")
+    assert old.unconstrained == [] and old.stderr_all == {} and old.confidence_intervals == {}
+    assert old.trustworthy == result.trustworthy
+    assert old.x.numpy().tobytes() == result.x.numpy().tobytes()
+    assert "fixed[0, 0]" in old.report() and "(fixed)" in old.report()
+
+
+def test_new_fields_of_a_fit_round_trip(result, tmp_path):
+    assert set(result.stderr_all) == {"a", "w", "fixed", "slope"}
+    assert result.stderr_all["fixed"].shape == (2, 2) and not bool(result.stderr_all["fixed"].any())
+    assert float(result.upper["w"][0]) == 10.0 and math.isinf(float(result.upper["a"]))
+    result.save(tmp_path / "fit.npz")
+    loaded = ik.load(tmp_path / "fit.npz")
+    for name in ("stderr_all", "lower", "upper"):
+        for key, value in getattr(result, name).items():
+            assert getattr(loaded, name)[key].numpy().tobytes() == value.numpy().tobytes()
+    assert loaded.unconstrained_reasons == result.unconstrained_reasons
