@@ -51,3 +51,27 @@ def test_plot_fit_refuses_data_that_are_not_one_dimensional(tmp_path):
     with pytest.raises(ik.InputError, match=r"plot_fit draws 1-D data only; y has shape \(3, 4\)"):
         ik.plot_fit(problem, result, tmp_path / "no.png")
     assert not (tmp_path / "no.png").exists()
+
+
+def test_plot_fit_of_masked_poisson_counts_shows_deviance_residuals(tmp_path):
+    lam = 20.0 * torch.exp(-0.3 * X) + 2.0
+    counts = torch.poisson(lam, generator=torch.Generator().manual_seed(0))
+    problem = ik.LeastSquares(
+        lambda p, x: p["a"] * torch.exp(-p["k"] * x) + p["c"],
+        ik.Params(a=10.0, k=0.5, c=1.0),
+        (X,),
+        counts,
+        likelihood="poisson",
+        mask=X < 9.0,
+    )
+    result = ik.fit(problem, progress=False)
+    figure = ik.plot_fit(problem, result)
+    top, bottom = figure.axes
+    assert bottom.get_ylabel() == "deviance residual"
+    assert "not fitted (masked)" in [t.get_text() for t in top.get_legend().get_texts()]
+    # the residual panel shows the fitted points only: the problem's own residuals there
+    used = (X < 9.0).numpy()
+    whitened = problem.residuals(problem.params.pack(result.params))
+    assert bottom.lines[0].get_ydata() == pytest.approx(-whitened.numpy()[used], rel=1e-12)
+    path = ik.plot_fit(problem, result, tmp_path / "counts.png")
+    assert path.read_bytes()[:8] == PNG

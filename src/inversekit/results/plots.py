@@ -47,7 +47,7 @@ def fit_figure(
         x[keep], y[keep], yerr=sigma[keep], fmt=".", ms=2, lw=0.5, color="0.3", label="data"
     )
     if masked.any():
-        top.plot(x[masked], y[masked], ".", ms=2, color="0.75", label="masked (no weight)")
+        top.plot(x[masked], y[masked], ".", ms=2, color="0.75", label="not fitted (masked)")
     top.plot(x[order], model_y[order], color="C3", lw=1.5, label="best fit")
     top.set_ylabel("signal")
     top.legend()
@@ -72,11 +72,11 @@ def plot_fit(problem, result, path=None, title: str = ""):
 
     The x axis is the model's first input when it is a 1-D array as long as ``y`` (else
     the point index). The residuals are the problem's own whitened residuals at the
-    result, sign flipped to read data minus model: ``(y - f)/σ`` for Gaussian noise (a
-    likelihood other than Gaussian whitens to its deviance residuals); without a given
+    result, sign flipped to read data minus model: ``(y - f)/σ`` for Gaussian noise, the
+    deviance residuals for another likelihood (Poisson error bars ``√f``); without a given
     noise level they are divided by ``s = √(chi2/ndf)`` too and the error bars are ``s``.
-    Points carrying no weight (``weights=0``) are drawn grey. matplotlib is imported here,
-    with the Agg backend (no display needed).
+    Points the fit does not use (``mask``, zero weights) are drawn grey. matplotlib is
+    imported here, with the Agg backend (no display needed).
     """
     y = problem.y
     if y.dim() != 1:
@@ -93,19 +93,25 @@ def plot_fit(problem, result, path=None, title: str = ""):
         (v for v in problem.inputs if isinstance(v, torch.Tensor) and v.shape == (n,)),
         torch.arange(n, dtype=y.dtype),
     )
-    noise = problem.noise
+    noise, likelihood = problem.noise, problem.likelihood
     s = 1.0
     if not noise.known:  # residuals in units of the noise the fit estimates
         s = math.sqrt(result.reduced_chi2) if math.isfinite(result.reduced_chi2) else 1.0
-    if noise.chol is not None:  # full inverse covariance: marginal sigma of each point
+    if likelihood.name == "poisson":  # counts: the standard deviation is √(mean)
+        sigma = torch.sqrt(model_y.reshape(n).clamp(min=0.0))
+    elif noise.chol is not None:  # full inverse covariance: marginal sigma of each point
         W = noise.chol @ noise.chol.mT
         sigma = torch.sqrt(torch.diagonal(torch.linalg.inv(W)))
     elif noise.sigma is not None:
         sigma = noise.sigma.reshape(n)
     else:
         sigma = torch.full((n,), s, dtype=y.dtype)
-    masked = ~torch.isfinite(sigma)
-    label = "(data - model)/σ" if noise.known else "(data - model)/s"
+    # points the fit does not use: a mask, zero weights, infinite sigma
+    masked = ~torch.isfinite(sigma) if noise.used is None else ~noise.used.reshape(n)
+    if not likelihood.gaussian:
+        label = "deviance residual"
+    else:
+        label = "(data - model)/σ" if noise.known else "(data - model)/s"
     return fit_figure(
         _np(x),
         _np(y),
