@@ -141,3 +141,21 @@ def test_loaded_result_asks_for_the_problem(tmp_path):
         ik.profile_intervals(problem, loaded, ["nope"])
     with pytest.raises(ik.InputError, match="level must lie strictly between 0 and 1"):
         ik.profile_intervals(problem, loaded, level=95)
+
+
+def test_a_one_parameter_profile_is_the_cost_itself():
+    """With one parameter nothing is refitted: the profile of a line through the origin
+    is exactly quadratic, so its interval is the delta-method one."""
+    x = torch.linspace(0.0, 1.0, 20, dtype=torch.float64)
+    y = 2.0 * x + 0.1 * torch.sin(20 * x)
+    problem = ik.LeastSquares(
+        lambda p, x: p["b"] * x, ik.Params(b=1.0), inputs=(x,), y=y, sigma=0.1
+    )
+    result = ik.fit(problem)
+    row = result.intervals()["b"]
+    sd = float(result.stderr["b"])
+    b = float(result.params["b"])
+    lower, upper = row.lower, row.upper
+    assert row.n_refits == 0
+    assert lower == pytest.approx(b - 1.959963984540054 * sd, rel=1e-9)
+    assert upper == pytest.approx(b + 1.959963984540054 * sd, rel=1e-9)

@@ -350,3 +350,14 @@ def test_the_parameter_table_says_how_each_parameter_is_fitted():
     assert lines[5].endswith("fixed, log scale")
     values = params.valuesdict()
     assert values["c"] == 2.0 and values["a"] == 1.0 and values["b"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_the_start_cost_includes_the_gaussian_priors_rows():
+    x, y = _line_data()
+    params = ik.Params(
+        a=ik.Param(0.0, prior=Normal(0.5, 0.3)), b=ik.Param(1.0, prior=Normal(1.5, 0.2))
+    )
+    problem = ik.LeastSquares(line, params, inputs=(x,), y=y, sigma=0.1)
+    r = (line({"a": 0.0, "b": 1.0}, x) - y) / 0.1
+    penalty = (0.5 / 0.3) ** 2 + (0.5 / 0.2) ** 2
+    assert problem.cost(problem.u0) == pytest.approx(0.5 * (float(r @ r) + penalty), rel=1e-12)

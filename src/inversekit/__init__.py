@@ -17,6 +17,7 @@ from inversekit.optimize.intervals import profile_intervals
 from inversekit.optimize.levenberg_marquardt.batched import BatchedLevenbergMarquardt, BatchedLM
 from inversekit.problem.batched import BatchedLeastSquares
 from inversekit.problem.least_squares import LeastSquares
+from inversekit.problem.likelihoods import Gaussian, Poisson, StudentT
 from inversekit.problem.objective import Objective
 from inversekit.problem.params import Param, Params
 from inversekit.problem.priors import LogUniform
@@ -35,6 +36,7 @@ __all__ = [
     "LBFGSB",
     "LM",
     "FitResult",
+    "Gaussian",
     "InputError",
     "IterationState",
     "LeastSquares",
@@ -44,8 +46,10 @@ __all__ = [
     "Objective",
     "Param",
     "Params",
+    "Poisson",
     "Product",
     "Status",
+    "StudentT",
     "Sum",
     "fit",
     "load",

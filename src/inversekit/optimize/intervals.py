@@ -217,7 +217,7 @@ class _Profile:
         start = self._nearest(t)
         params = _fixed_params(self.problem.params, start, self.name, self.element, t)
         if params.n_free == 0:  # nothing else to fit: the profile is the cost itself
-            u = params.pack()
+            u = self.problem.params.pack(params.values)  # the point in the problem's own u
             return 2.0 * self.problem.value(u) if self._defined(u) else math.inf, start
         try:
             refit = _with_params(self.problem, params)

@@ -166,7 +166,8 @@ class LeastSquares:
         self._memo = PointMemo()  # residuals (unchunked problems)
         self._cost_memo = PointMemo()  # cost (chunked problems)
         self._ne_memo = PointMemo()  # normal equations
-        if start is not None and self.chunks == [None]:  # the first residuals, known already
+        # the first residuals, known already (but for the Gaussian priors' rows)
+        if start is not None and self.chunks == [None] and not self.params.n_prior_rows:
             self._memo.put(self.u0, self._whitening(None)(start.detach(), self.y))
         self.jacobian = make_jacobian(self, jacobian)
         self._evaluator = None
