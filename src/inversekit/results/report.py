@@ -56,11 +56,12 @@ def _fit_lines(r) -> list[str]:
             f"    free parameters {len(r.labels)}",
             f"    cost            {fmt(r.cost)}",
         ]
-    noise = (
-        "covariance scaled by reduced chi2 (no noise level given)"
-        if r.covariance_scaled
-        else "covariance absolute (noise level given)"
-    )
+    if r.covariance_scaled:
+        noise = "covariance scaled by reduced chi2 (no noise level given)"
+    elif r.likelihood.startswith("poisson"):
+        noise = "covariance absolute (Poisson counts: the variance is the mean)"
+    else:
+        noise = "covariance absolute (noise level given)"
     rounding = [
         k for k, why in r.unconstrained_reasons.items() if why.startswith("derivative at rounding")
     ]
