@@ -234,22 +234,20 @@ def test_nist_certified_values_at_the_defaults(name, start, seen):
     assert digits >= min(seen, 9.0) - 0.5  # no silent regression from what was measured
 
 
-def test_unscaled_coordinates_stall_on_a_badly_scaled_problem():
+def test_fresh_starts_rescue_unscaled_coordinates_on_a_badly_scaled_problem():
     """Misra1a from its second start (b1 = 250, b2 = 5e-4; cond(JᵀJ) = 6e13) in the
-    coordinates as they are: the line search fails after 5 iterations with the parameters
-    1.3 digits from the certified values (SciPy's own minimize does the same). Reported as
-    STALLED with SciPy's words, at the last iterate, never as success; the default scaling
-    solves it (above)."""
+    coordinates as they are: the line search stalls after 5 iterations 1.3 digits from the
+    certified values (SciPy's own minimize stops there); fresh starts from the iterate
+    (setulb's memory cleared) carry the run to the certified values. With ``gtol=0`` it
+    can only end by a failed line search, which is reported as a failure, not success."""
     data, problem = nist_problem("Misra1a", 1)
     solver = ik.LBFGSB(ftol=0.0, gtol=0.0, scaling="none", max_line_search=20)
     result = ik.fit(problem, solver, progress=False)
-    assert result.status is ik.Status.STALLED
     assert not result.success
-    assert "ABNORMAL" in result.message
     assert result.cost <= result.history[0]
     assert math.isfinite(result.cost)
     estimate = [float(result.params[f"b{i + 1}"]) for i in range(data.n_params)]
-    assert lre(estimate, data.certified).min() < 5.0
+    assert lre(estimate, data.certified).min() >= 8.0
 
 
 # --- non-finite values -----------------------------------------------------------------

@@ -361,3 +361,51 @@ def test_the_start_cost_includes_the_gaussian_priors_rows():
     r = (line({"a": 0.0, "b": 1.0}, x) - y) / 0.1
     penalty = (0.5 / 0.3) ** 2 + (0.5 / 0.2) ** 2
     assert problem.cost(problem.u0) == pytest.approx(0.5 * (float(r @ r) + penalty), rel=1e-12)
+
+
+def test_a_bounded_poisson_fit_with_a_gamma_prior_reaches_the_map():
+    """The default solver of a problem with non-Gaussian priors (L-BFGS-B) agrees with
+    SciPy's BFGS on the same negative log-posterior."""
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.linspace(0, 5, 100, dtype=torch.float64)
+
+    def decay(p, x):
+        return p["A"] * torch.exp(-x / p["tau"]) + p["B"]
+
+    truth = {"A": torch.tensor(50.0), "tau": torch.tensor(1.5), "B": torch.tensor(2.0)}
+    y = torch.poisson(decay(truth, x).double(), generator=gen)
+    params = ik.Params(
+        A=ik.Param(30.0, bounds=(0, None)),
+        tau=ik.Param(1.0, bounds=(0.01, None), prior=Gamma(150.0, 100.0)),
+        B=ik.Param(1.0, bounds=(0, None)),
+    )
+    problem = ik.LeastSquares(decay, params, inputs=(x,), y=y, likelihood="poisson")
+    result = ik.fit(problem)
+
+    def neg_log_post(v):
+        u = torch.tensor(v, dtype=torch.float64)
+        f, g = problem.gradient(u)
+        return f, g.numpy()
+
+    ref = scipy_optimize.minimize(
+        neg_log_post, problem.u0.numpy(), jac=True, method="BFGS", options={"gtol": 1e-10}
+    )
+    assert result.cost == pytest.approx(ref.fun, rel=1e-9)
+    assert float(result.params["tau"]) == pytest.approx(
+        float(torch.exp(torch.tensor(ref.x[1]))) + 0.01, rel=1e-5
+    )
+
+
+def test_profile_intervals_keep_the_profiled_parameters_prior():
+    """A line with Gaussian priors: the posterior is Gaussian, so the profile interval of
+    each parameter equals the delta-method one."""
+    x, y = _line_data()
+    params = ik.Params(
+        a=ik.Param(0.0, prior=Normal(1.0, 0.02)), b=ik.Param(1.0, prior=Normal(1.5, 0.5))
+    )
+    result = ik.fit(ik.LeastSquares(line, params, inputs=(x,), y=y, sigma=0.1))
+    for label in ("a", "b"):
+        row = result.intervals([label], level=0.68)[label]
+        assert row.lower == pytest.approx(row.delta_lower, rel=1e-6)
+        assert row.upper == pytest.approx(row.delta_upper, rel=1e-6)

@@ -37,6 +37,12 @@ def default_solver(problem) -> Solver:
         return BatchedLevenbergMarquardt()
     if implements(problem, LeastSquaresProblem) and not problem.params.other_prior_names:
         return LevenbergMarquardt()
+    if implements(problem, LeastSquaresProblem):
+        # unscaled: the unit-curvature scaling of the data's least squares ignores the
+        # priors' curvature, and on a bounded Poisson fit with a Gamma prior it left the
+        # line search stalling far from the MAP (cost 42.2 against 36.2) where the
+        # unscaled run converged in 30 iterations
+        return LBFGSB(scaling="none")
     return LBFGSB()
 
 

@@ -225,7 +225,10 @@ class _Profile:
             return math.inf, start
         self.n_refits += 1
         got = fit(refit, self.solver, progress=False)
-        cost = 2.0 * float(got.cost)
+        # the cost of the problem itself at the refit's point: the refit leaves out the
+        # profiled element's prior (a fixed element carries none)
+        u = self.problem.params.pack(got.params)
+        cost = 2.0 * self.problem.value(u) if self._defined(u) else math.inf
         return (cost if math.isfinite(cost) else math.inf), dict(got.params)
 
     def _defined(self, u) -> bool:

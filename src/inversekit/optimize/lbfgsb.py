@@ -95,6 +95,8 @@ from inversekit.results.status import Status
 
 # setulb's task codes (task[0]); task[1] says more (see scipy's task_messages)
 _NEW_X, _FG, _CONVERGENCE, _ERROR, _ABNORMAL = 1, 3, 4, 7, 8
+# fresh starts of setulb after a stalled line search (see LBFGSB._restart)
+MAX_RESTARTS = 5
 _GTOL_CODE, _FTOL_CODE = 401, 402
 # L-BFGS-B's nbd codes: no bound, lower only, both, upper only
 _FREE, _LOWER, _BOTH, _UPPER = 0, 1, 2, 3
@@ -277,6 +279,8 @@ class LBFGSB:
                 if new.status is Status.FTOL and self.ftol == 0:  # f did not change at all:
                     # the line search backed off to the iterate itself, from non-finite
                     # trial points or below f's rounding
+                    if not rejected and self._may_restart(state):
+                        return self._restart(state)
                     new.status = Status.NONFINITE if rejected else Status.PRECISION
                     if rejected:
                         new.message = f"{new.message}; {_nonfinite(rejected)}"
@@ -288,6 +292,8 @@ class LBFGSB:
             elif new.task[0] == _ABNORMAL and _at_rounding(state, trial_change):
                 status = Status.PRECISION
                 message = f"{_text(new)}; f changes by rounding only"
+            elif new.task[0] == _ABNORMAL and self._may_restart(state):
+                return self._restart(state)
             else:
                 status, message = _failure(new), _text(new)
             return replace(state, n_fev=new.n_fev, status=status, message=message)
@@ -317,6 +323,8 @@ class LBFGSB:
             n_fev=int(state.n_fev),
             n_iter=int(state.n_iter),
             last_reduction=float(state.last_reduction),
+            restarts=int(state.restarts),
+            f_at_restart=float(state.f_at_restart),
             status=None if state.status is None else state.status.name,
             message=state.message,
             bounds=self.bounds,
@@ -352,9 +360,31 @@ class LBFGSB:
             n_fev=int(saved["n_fev"]),
             n_iter=int(saved["n_iter"]),
             last_reduction=float(saved["last_reduction"]),
+            restarts=int(saved.get("restarts", 0)),
+            f_at_restart=float(saved.get("f_at_restart", math.inf)),
             status=None if status is None else Status[status],
             message=str(saved["message"]),
         )
+
+    # --- fresh starts ---------------------------------------------------------------
+    def _may_restart(self, state: LBFGSBState) -> bool:
+        """Whether a stalled line search gets a fresh start: at most ``MAX_RESTARTS``, and
+        only when ``f`` went down since the last one (so restarts cannot loop)."""
+        return state.restarts < MAX_RESTARTS and state.f < state.f_at_restart
+
+    def _restart(self, state: LBFGSBState) -> LBFGSBState:
+        """The iterate with ``setulb``'s memory cleared: its correction pairs, fitted to
+        where the run came from, can send the line search along a direction it cannot
+        use (it then stops short of the minimum, a classic failure on curved valleys
+        and after bounds become active); a fresh start takes the steepest descent
+        direction from the same point."""
+        new = state.copy()
+        for key in ("wa", "iwa", "task", "lsave", "isave", "dsave", "ln_task"):
+            getattr(new, key)[...] = 0
+        self._setulb(new)  # START: asks for f and g at x, which new holds already
+        if new.task[0] != _FG:
+            return replace(state, status=_failure(new), message=_text(new))
+        return replace(new, restarts=state.restarts + 1, f_at_restart=state.f)
 
     # --- maths ----------------------------------------------------------------------
     def _setulb(self, state: LBFGSBState) -> None:
@@ -410,6 +440,8 @@ class LBFGSBState:
     n_fev: int = 0
     n_iter: int = 0
     last_reduction: float = math.inf  # how much the last iteration reduced f
+    restarts: int = 0  # fresh starts after a stalled line search (see LBFGSB._restart)
+    f_at_restart: float = math.inf  # f when the last fresh start was made
     status: Status | None = None
     message: str = ""
 
