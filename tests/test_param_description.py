@@ -261,6 +261,7 @@ def test_gaussian_priors_give_the_analytic_posterior_mode_and_covariance():
     torch.testing.assert_close(result.x, mean, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(result.covariance, torch.linalg.inv(precision), rtol=1e-10, atol=0)
     assert result.priors == ["a", "b"]
+    assert "    priors          a, b (the fit is the MAP" in result.report()
     # chi2 is the data's; the cost adds the priors' rows
     f = line({"a": result.x[0], "b": result.x[1]}, x)
     assert result.chi2 == pytest.approx(float((((f - y) / sigma) ** 2).sum()), rel=1e-12)

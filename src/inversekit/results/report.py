@@ -76,6 +76,12 @@ def _fit_lines(r) -> list[str]:
     return lines + [
         f"    derivatives     {r.jacobian}",
         *[f"    likelihood      {likelihood_note(s)}" for s in [r.likelihood] if s != "gaussian"],
+        *[
+            f"    priors          {', '.join(r.priors)} (the fit is the MAP; chi-square is "
+            "the data's, the cost adds the priors)"
+            for _ in [0]
+            if r.priors
+        ],
         f"    data points     {r.n_data}   free parameters {len(r.labels)}   ndf {r.ndf}",
         f"    chi-square      {fmt(r.chi2)}",
         f"    reduced chi2    {fmt(r.reduced_chi2)}",
