@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import ast
 import keyword
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 
 from torch import Tensor
 
 from inversekit.errors import InputError
 from inversekit.problem.params import Param, Params
-from inversekit.problem.ties import CONSTANTS
+from inversekit.problem.ties import CONSTANTS, dotted_name
 
 __all__ = ["Component", "Composite", "Product", "Sum"]
 
@@ -104,7 +105,7 @@ class Component:
         return f"Component({self.name}: {', '.join(self.params)})"
 
 
-class Composite(Component):
+class Composite(Component, ABC):
     """Named components combined into one model with namespaced parameters.
 
     ``Sum(galaxy1=a, galaxy2=b, sky=c)`` or ``Sum({"galaxy1": a, ...})``. Components are
@@ -179,8 +180,9 @@ class Composite(Component):
         return out
 
     @staticmethod
+    @abstractmethod
     def _combine(a: Tensor, b: Tensor) -> Tensor:
-        raise NotImplementedError
+        """How two components' outputs combine (a sum, a product)."""
 
     def __call__(self, p: Mapping[str, Tensor], *inputs) -> Tensor:
         """The combined model at the namespaced parameters ``p``."""
@@ -316,16 +318,6 @@ def _scoped_tie(tie, component: str, own: Params):
     return _ScopedTie(tie, prefix)
 
 
-def _dotted(node: ast.AST) -> str | None:
-    """``a.b.c`` as one name (as :mod:`inversekit.problem.ties` reads it), else ``None``."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        head = _dotted(node.value)
-        return None if head is None else f"{head}.{node.attr}"
-    return None
-
-
 class _Rename(ast.NodeTransformer):
     """Prefix the parameter names of an expression; constants and functions stay."""
 
@@ -338,7 +330,7 @@ class _Rename(ast.NodeTransformer):
         return node
 
     def _name(self, node: ast.AST) -> ast.AST:
-        name = _dotted(node)
+        name = dotted_name(node)
         if name is None:
             return self.generic_visit(node)
         if isinstance(node, ast.Name) and name in CONSTANTS:

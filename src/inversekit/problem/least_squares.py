@@ -34,6 +34,7 @@ from inversekit.problem.noise import (
     first_where,
     gaussian_log_likelihood,
     make_noise,
+    noise_given,
     not_finite,
 )
 from inversekit.problem.params import Params
@@ -122,16 +123,7 @@ class LeastSquares:
         y = to_tensor("y", y, dtype).detach()  # observations: no gradient flows into them
         if y.numel() == 0:
             raise InputError("y is empty")
-        given = [
-            k
-            for k, v in (
-                ("sigma", sigma),
-                ("weights", weights),
-                ("inverse_covariance", inverse_covariance),
-            )
-            if v is not None
-        ]
-        self.likelihood.check_noise(given)
+        self.likelihood.check_noise(noise_given(sigma, weights, inverse_covariance))
         self.noise: GaussianNoise = make_noise(y, sigma, weights, inverse_covariance, mask)
         if self.likelihood.noise_known:  # the likelihood fixes the noise level
             self.noise.known = True

@@ -147,17 +147,19 @@ class Likelihood:
         """Refuse a model output ``f`` (rows ``first_row...`` of the data) where the
         likelihood is not defined, at the starting parameters."""
 
+    # The three methods below are what a non-Gaussian likelihood defines; the Gaussian one
+    # is the noise model's whitening (the problem's fast path) and has none of them.
     def residuals(self, f: Tensor, y: Tensor, sigma: Tensor | None) -> Tensor:
         """Residuals ``r`` (flat) with ``Σ r² = -2 log L + const``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no residuals")
 
     def fisher_scale(self, f: Tensor, y: Tensor, sigma: Tensor | None) -> Tensor:
         """Row scale ``s``: ``s_i ∂r_i/∂u = sqrt(w_i) ∂f_i/∂u`` (see the module)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no Fisher scale")
 
     def log_likelihood_constant(self, y: Tensor, used: Tensor | None, log_det_weights: float):
         """``log L + ½ Σ r²`` (independent of the parameters), summed over used points."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no log-likelihood constant")
 
     def report_note(self) -> str:
         """What the report says about the likelihood (one line)."""

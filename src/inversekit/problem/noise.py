@@ -172,6 +172,12 @@ def make_mask(mask, y: Tensor) -> Tensor | None:
     return None if bool(flat.all()) else flat
 
 
+def noise_given(sigma=None, weights=None, inverse_covariance=None) -> list[str]:
+    """The names of the noise descriptions given (not ``None``)."""
+    named = (("sigma", sigma), ("weights", weights), ("inverse_covariance", inverse_covariance))
+    return [k for k, v in named if v is not None]
+
+
 def make_noise(
     y: Tensor, sigma=None, weights=None, inverse_covariance=None, mask=None
 ) -> GaussianNoise:
@@ -181,15 +187,7 @@ def make_noise(
     it is ``sigma = inf`` (weight zero) there, whatever sigma or weights say. With no noise
     given, a mask gives unit weights on the used points (the noise level stays unknown).
     """
-    given = [
-        k
-        for k, v in (
-            ("sigma", sigma),
-            ("weights", weights),
-            ("inverse_covariance", inverse_covariance),
-        )
-        if v is not None
-    ]
+    given = noise_given(sigma, weights, inverse_covariance)
     if len(given) > 1:
         raise InputError(f"give at most one of sigma, weights, inverse_covariance (got {given})")
     used = make_mask(mask, y)

@@ -81,12 +81,12 @@ class Tie:
         return f"Tie({self.text!r})"
 
 
-def _dotted(node: ast.AST) -> str | None:
+def dotted_name(node: ast.AST) -> str | None:
     """``a.b.c`` as a name, or ``None`` if the node is not a chain of names."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        head = _dotted(node.value)
+        head = dotted_name(node.value)
         return None if head is None else f"{head}.{node.attr}"
     return None
 
@@ -101,7 +101,7 @@ def _compile(text: str, owner: str) -> Callable[[Mapping[str, Tensor]], Tensor]:
         ) from None
 
     def build(node: ast.AST) -> Callable:
-        name = _dotted(node)
+        name = dotted_name(node)
         if name is not None:
             if name in CONSTANTS and isinstance(node, ast.Name):
                 value = CONSTANTS[name]
